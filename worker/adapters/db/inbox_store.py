@@ -1,0 +1,186 @@
+"""Inbound state: recorded messages, mailbox checkpoints, leases and worker heartbeats."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from worker.adapters.db import models as m
+from worker.adapters.db.store import BaseStore
+from worker.ports import Checkpoint
+
+
+@dataclass(frozen=True)
+class SentMatch:
+    touch_id: int
+    lead_id: int
+    enrollment_id: int
+    campaign: str
+    step_id: str
+    message_id: str
+    touch_number: int | None
+
+
+class InboxMixin(BaseStore):
+
+    # --- recorded messages ---------------------------------------------------------------------
+
+    def inbound_seen(self, mailbox: str, fingerprint: str) -> bool:
+        with self.session() as s:
+            return s.scalar(select(m.Inbound.id).where(
+                m.Inbound.mailbox == mailbox, m.Inbound.fingerprint == fingerprint)) is not None
+
+    def record_inbound(self, values: dict[str, Any]) -> int | None:
+        """Store one processed message; None if it had been stored already."""
+        try:
+            with self.session() as s:
+                return int(s.scalar(insert(m.Inbound).values(**values, created_at=self.now())
+                                    .returning(m.Inbound.id)) or 0)
+        except IntegrityError:
+            return None
+
+    def sent_by_message_ids(self, message_ids: Sequence[str]) -> SentMatch | None:
+        """The newest of our mails among ``message_ids`` (In-Reply-To first, then References)."""
+        ids = [i.strip("<> ") for i in message_ids if i and i.strip("<> ")]
+        if not ids:
+            return None
+        with self.session() as s:
+            rows = {r.message_id: r for r in s.execute(
+                select(m.Touch.id, m.Touch.lead_id, m.Touch.enrollment_id, m.Touch.campaign,
+                       m.Touch.step_id, m.Touch.message_id, m.Touch.touch_number)
+                .where(m.Touch.message_id.in_(ids)))}
+        for message_id in ids:
+            r = rows.get(message_id)
+            if r is not None:
+                return SentMatch(r.id, r.lead_id, r.enrollment_id, r.campaign, r.step_id,
+                                 r.message_id, r.touch_number)
+        return None
+
+    def last_email_to(self, lead_id: int) -> SentMatch | None:
+        """The lead's most recent mail from us (a reply that threads onto nothing answers it)."""
+        with self.session() as s:
+            r = s.execute(select(m.Touch.id, m.Touch.lead_id, m.Touch.enrollment_id,
+                                 m.Touch.campaign, m.Touch.step_id, m.Touch.message_id,
+                                 m.Touch.touch_number)
+                          .where(m.Touch.lead_id == lead_id, m.Touch.kind == "email",
+                                 m.Touch.state.in_(("accepted", "handed_over")))
+                          .order_by(m.Touch.accepted_at.desc().nulls_last(), m.Touch.id.desc())
+                          .limit(1)).first()
+        if r is None:
+            return None
+        return SentMatch(r.id, r.lead_id, r.enrollment_id, r.campaign, r.step_id, r.message_id,
+                         r.touch_number)
+
+    def add_soft_bounce(self, lead_id: int, window_days: int) -> int:
+        """Count a soft bounce; returns how many fell within the window."""
+        now = self.now()
+        with self.session() as s:
+            s.add(m.SoftBounce(lead_id=lead_id, at=now))
+            s.flush()
+            return int(s.scalar(select(func.count()).where(
+                m.SoftBounce.lead_id == lead_id,
+                m.SoftBounce.at >= now - timedelta(days=window_days))) or 0)
+
+    # --- checkpoints (the CheckpointStore port) --------------------------------------------------
+
+    def load_checkpoint(self, mailbox: str, folder: str) -> Checkpoint | None:
+        with self.session() as s:
+            row = s.get(m.MailboxState, (mailbox, folder))
+            return Checkpoint(row.uidvalidity, row.last_uid) if row else None
+
+    def save_checkpoint(self, mailbox: str, folder: str, checkpoint: Checkpoint,
+                        success_at: datetime) -> None:
+        dialect = sqlite if self.is_sqlite else postgresql
+        values = {"mailbox": mailbox, "folder": folder, "uidvalidity": checkpoint.uidvalidity,
+                  "last_uid": checkpoint.last_uid, "last_success_at": success_at}
+        stmt = dialect.insert(m.MailboxState).values(**values)
+        stmt = stmt.on_conflict_do_update(index_elements=["mailbox", "folder"], set_={
+            "uidvalidity": stmt.excluded.uidvalidity, "last_uid": stmt.excluded.last_uid,
+            "last_success_at": stmt.excluded.last_success_at})
+        with self.session() as s:
+            s.execute(stmt)
+
+    def mailbox_states(self) -> list[m.MailboxState]:
+        with self.session() as s:
+            return list(s.scalars(select(m.MailboxState).order_by(m.MailboxState.mailbox)))
+
+    def acquire_watch(self, mailbox: str, worker_id: str, lease_s: float) -> bool:
+        return self.acquire_lease(f"watch:{mailbox}", worker_id, lease_s)
+
+    def release_watch(self, mailbox: str, worker_id: str) -> None:
+        self.release_lease(f"watch:{mailbox}", worker_id)
+
+    # --- leases ----------------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, lease_s: float) -> bool:
+        """Take or renew a named lease; False while someone else holds an unexpired one."""
+        now = self.now()
+        dialect = sqlite if self.is_sqlite else postgresql
+        stmt = dialect.insert(m.Lease).values(name=name, holder=holder,
+                                             until=now + timedelta(seconds=lease_s))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"holder": stmt.excluded.holder, "until": stmt.excluded.until},
+            where=(m.Lease.holder == holder) | (m.Lease.until < now)).returning(m.Lease.holder)
+        with self.session() as s:
+            return s.scalar(stmt) == holder
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.session() as s:
+            s.execute(delete(m.Lease).where(m.Lease.name == name, m.Lease.holder == holder))
+
+    # --- workers ---------------------------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, host: str, pid: int) -> None:
+        now = self.now()
+        with self.session() as s:
+            s.add(m.WorkerRow(id=worker_id, host=host, pid=pid, started_at=now, heartbeat_at=now))
+
+    def heartbeat(self, worker_id: str) -> None:
+        with self.session() as s:
+            s.execute(update(m.WorkerRow).where(m.WorkerRow.id == worker_id)
+                      .values(heartbeat_at=self.now()))
+
+    def worker_stopped(self, worker_id: str) -> None:
+        with self.session() as s:
+            s.execute(update(m.WorkerRow).where(m.WorkerRow.id == worker_id)
+                      .values(stopped_at=self.now()))
+
+    def workers_alive(self, within_s: float) -> list[m.WorkerRow]:
+        since = self.now() - timedelta(seconds=within_s)
+        with self.session() as s:
+            return list(s.scalars(select(m.WorkerRow).where(
+                m.WorkerRow.heartbeat_at >= since, m.WorkerRow.stopped_at.is_(None))))
+
+    # --- notifications -----------------------------------------------------------------------------
+
+    def add_notification(self, kind: str, to_addr: str, subject: str, body: str,
+                         mailbox: str = "default") -> int:
+        with self.session() as s:
+            row = m.Notification(kind=kind, to_addr=to_addr, subject=subject, body=body,
+                                 mailbox=mailbox, created_at=self.now(), attempts=0)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def unsent_notifications(self, limit: int = 50) -> list[m.Notification]:
+        with self.session() as s:
+            return list(s.scalars(select(m.Notification).where(m.Notification.sent_at.is_(None))
+                                  .order_by(m.Notification.id).limit(limit)))
+
+    def mark_notification(self, notification_id: int, error: str | None) -> None:
+        with self.session() as s:
+            row = s.get(m.Notification, notification_id)
+            if row is None:
+                return
+            if error is None:
+                row.sent_at = self.now()
+            else:
+                row.attempts += 1
+                row.error = error[:1000]

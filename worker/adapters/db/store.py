@@ -1,0 +1,341 @@
+"""The database door: leads, suppression, events and enrolments (SQLAlchemy 2).
+
+Sending (claims, ledger) lives in ``ledger.py`` and inbound mail in ``inbox_store.py``; both
+extend this class. Driver errors are translated into StoreError at this boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.adapters.db import engine as db_engine
+from worker.adapters.db import models as m
+from worker.domain.leads import LeadInput
+from worker.domain.model import LEAD_COLUMNS, OPEN_STATUSES, EnrollmentStatus, Lead
+from worker.errors import StoreError
+from worker.ports import Clock, SystemClock
+
+OPEN = [s.value for s in OPEN_STATUSES]
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    lead_id: int
+    outcome: str  # imported | updated | unchanged
+
+
+def to_domain(row: m.Lead) -> Lead:
+    """A database row as the domain's immutable Lead."""
+    return Lead(email=row.email, id=row.id, first_name=row.first_name, last_name=row.last_name,
+                company=row.company, title=row.title, phone=row.phone, timezone=row.timezone,
+                country=row.country, owner=row.owner, tags=tuple(row.tags or ()),
+                fields=dict(row.fields or {}))
+
+
+class BaseStore:
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._hash_key: bytes | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction, committed on success."""
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise StoreError(f"database error: {exc.orig}") from exc
+
+    def migrate(self) -> str:
+        revision = db_engine.migrate(self.engine)
+        self.hash_key()
+        return revision
+
+    def check_schema(self) -> None:
+        """Refuse to run on a database that `nurture init` has not brought up to date."""
+        try:
+            current = db_engine.current_revision(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"database unreachable: {exc.orig}") from exc
+        head = db_engine.head_revision(self.engine)
+        if current != head:
+            from worker.errors import UserError
+            raise UserError(f"the database is at revision {current or 'none'}, the code needs "
+                            f"{head}: run `nurture init`")
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - health check: any failure means "not reachable"
+            return False
+
+    # --- keyed hashes ---------------------------------------------------------------------
+
+    def hash_key(self) -> bytes:
+        """This installation's random key for address hashes (created by `nurture init`)."""
+        if self._hash_key is None:
+            with self.session() as s:
+                row = s.get(m.Meta, "hash_key")
+                if row is None:
+                    row = m.Meta(key="hash_key", value=secrets.token_hex(32))
+                    s.add(row)
+                self._hash_key = bytes.fromhex(row.value)
+        return self._hash_key
+
+    def email_hash(self, email: str) -> str:
+        return hmac.new(self.hash_key(), email.lower().encode(), hashlib.sha256).hexdigest()
+
+
+class Store(BaseStore):
+    """Leads, suppression, events, enrolments."""
+
+    # --- leads -----------------------------------------------------------------------------
+
+    def upsert_leads(self, items: Sequence[tuple[LeadInput, str | None]],
+                     consent_at: datetime | None = None) -> list[UpsertResult]:
+        """Insert or update leads by address in one transaction. Tags are merged, fields
+        are merged (new values win), empty values never erase stored ones."""
+        now = self.now()
+        results: list[UpsertResult] = []
+        with self.session() as s:
+            emails = [inp.email for inp, _ in items]
+            existing = {row.email: row for row in
+                        s.scalars(select(m.Lead).where(m.Lead.email.in_(emails)))}
+            for inp, source in items:
+                row = existing.get(inp.email)
+                if row is None:
+                    row = m.Lead(email=inp.email, tags=inp.tags, fields=inp.fields, source=source,
+                                 consent_at=consent_at or now, created_at=now, updated_at=now,
+                                 **{k: v for k, v in inp.columns.items()})
+                    s.add(row)
+                    s.flush()
+                    existing[inp.email] = row
+                    results.append(UpsertResult(row.id, "imported"))
+                    continue
+                changed = False
+                for key, value in inp.columns.items():
+                    if value is not None and getattr(row, key) != value:
+                        setattr(row, key, value)
+                        changed = True
+                tags = sorted(set(row.tags or []) | set(inp.tags))
+                if tags != sorted(row.tags or []):
+                    row.tags = tags
+                    changed = True
+                fields = {**(row.fields or {}), **{k: v for k, v in inp.fields.items()
+                                                   if v is not None}}
+                if fields != (row.fields or {}):
+                    row.fields = fields
+                    changed = True
+                if changed:
+                    row.updated_at = now
+                results.append(UpsertResult(row.id, "updated" if changed else "unchanged"))
+        return results
+
+    def lead_by_email(self, email: str) -> Lead | None:
+        with self.session() as s:
+            row = s.scalar(select(m.Lead).where(m.Lead.email == email.lower()))
+            return to_domain(row) if row else None
+
+    def lead_by_id(self, lead_id: int) -> Lead | None:
+        with self.session() as s:
+            row = s.get(m.Lead, lead_id)
+            return to_domain(row) if row else None
+
+    def lead_ids_by_domain(self, domain: str) -> list[int]:
+        with self.session() as s:
+            return list(s.scalars(select(m.Lead.id).where(m.Lead.email.like(f"%@{domain}"))))
+
+    def set_lead_fields(self, lead_id: int, fields: dict[str, Any]) -> None:
+        with self.session() as s:
+            row = s.get(m.Lead, lead_id)
+            if row is None:
+                return
+            merged = {**(row.fields or {}), **fields}
+            columns = {k: v for k, v in fields.items() if k in LEAD_COLUMNS and k != "email"}
+            for key, value in columns.items():
+                setattr(row, key, value)
+                merged.pop(key, None)
+            row.fields = merged
+            row.updated_at = self.now()
+
+    # --- suppression -------------------------------------------------------------------------
+
+    def suppression_for(self, email: str) -> str | None:
+        """The reason an address is suppressed (its own entry or its domain's), else None."""
+        domain = email.rpartition("@")[2].lower()
+        with self.session() as s:
+            row = s.scalar(select(m.Suppression.reason).where(or_(
+                m.Suppression.email_hash == self.email_hash(email),
+                m.Suppression.domain == domain)).limit(1))
+            return row
+
+    def suppressed_among(self, emails: Sequence[str]) -> dict[str, str]:
+        """The suppressed addresses among ``emails`` with their reasons (one query each for
+        addresses and domains)."""
+        if not emails:
+            return {}
+        hashes = {self.email_hash(e): e for e in emails}
+        domains: dict[str, list[str]] = {}
+        for e in emails:
+            domains.setdefault(e.rpartition("@")[2].lower(), []).append(e)
+        out: dict[str, str] = {}
+        with self.session() as s:
+            for h, reason in s.execute(select(m.Suppression.email_hash, m.Suppression.reason)
+                                       .where(m.Suppression.email_hash.in_(list(hashes)))):
+                out[hashes[h]] = reason
+            for d, reason in s.execute(select(m.Suppression.domain, m.Suppression.reason)
+                                       .where(m.Suppression.domain.in_(list(domains)))):
+                for e in domains[d]:
+                    out.setdefault(e, reason)
+        return out
+
+    def suppressed_count(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(m.Suppression)) or 0)
+
+    def add_suppression(self, email: str | None, reason: str, source: str | None,
+                        domain: str | None = None, keep_address: bool = True) -> bool:
+        """Add an address or a domain to the suppression list; False if already there."""
+        now = self.now()
+        values: dict[str, Any] = {"reason": reason, "source": source, "created_at": now}
+        if domain:
+            values["domain"] = domain.lower()
+        else:
+            assert email is not None
+            values["email_hash"] = self.email_hash(email)
+            values["email"] = email.lower() if keep_address else None
+        try:
+            with self.session() as s:
+                s.execute(insert(m.Suppression).values(**values))
+            return True
+        except IntegrityError:
+            return False
+
+    def close_enrollments(self, lead_ids: Sequence[int], status: EnrollmentStatus, reason: str,
+                          from_statuses: Sequence[str] = tuple(OPEN), campaign: str | None = None
+                          ) -> list[tuple[int, str]]:
+        """Move the lead's open enrolments to ``status``, dropping any claim so a planned
+        mail is not handed over. Returns (enrollment id, campaign) of those changed."""
+        now = self.now()
+        with self.session() as s:
+            query = select(m.Enrollment.id, m.Enrollment.campaign, m.Enrollment.status,
+                           m.Enrollment.lead_id).where(
+                m.Enrollment.lead_id.in_(list(lead_ids)),
+                m.Enrollment.status.in_(list(from_statuses)))
+            if campaign:
+                query = query.where(m.Enrollment.campaign == campaign)
+            rows = s.execute(query.with_for_update()).all()
+            if not rows:
+                return []
+            ids = [r.id for r in rows]
+            s.execute(update(m.Enrollment).where(m.Enrollment.id.in_(ids)).values(
+                status=status.value, status_reason=reason, claimed_by=None, claimed_until=None,
+                next_due_at=None, updated_at=now))
+            s.execute(insert(m.StatusChange), [
+                {"enrollment_id": r.id, "lead_id": r.lead_id, "old": r.status, "new": status.value,
+                 "reason": reason, "at": now} for r in rows])
+            s.execute(update(m.Touch).where(m.Touch.enrollment_id.in_(ids),
+                                            m.Touch.state == "planned").values(state="cancelled"))
+            return [(r.id, r.campaign) for r in rows]
+
+    # --- events --------------------------------------------------------------------------------
+
+    def add_event(self, lead_id: int, kind: str, fields: dict[str, Any],
+                  source: str | None) -> tuple[int, list[str]]:
+        """Record an interaction; returns (count of interactions, their types)."""
+        now = self.now()
+        with self.session() as s:
+            s.add(m.Event(lead_id=lead_id, type=kind, fields=fields, source=source, at=now))
+            s.flush()
+            types = list(s.scalars(select(m.Event.type).where(m.Event.lead_id == lead_id)
+                                   .order_by(m.Event.id)))
+        return len(types), types
+
+    def events_for(self, lead_id: int) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(m.Event.type).where(m.Event.lead_id == lead_id)))
+
+    # --- enrolments ----------------------------------------------------------------------------
+
+    def enroll(self, lead_id: int, campaign: str, next_due_at: datetime | None,
+               priority: int = 0, reason: str = "enrolled") -> tuple[int, bool]:
+        """Enrol a lead unless it already has an open enrolment in that campaign.
+        Returns (enrollment id, created)."""
+        now = self.now()
+        with self.session() as s:
+            found = s.scalar(select(m.Enrollment.id).where(
+                m.Enrollment.lead_id == lead_id, m.Enrollment.campaign == campaign,
+                m.Enrollment.status.in_(OPEN)))
+            if found:
+                if priority:
+                    s.execute(update(m.Enrollment).where(m.Enrollment.id == found)
+                              .values(priority=priority))
+                return found, False
+            row = m.Enrollment(lead_id=lead_id, campaign=campaign, status="active", next_step=0,
+                               next_due_at=next_due_at, enrolled_at=now, priority=priority,
+                               updated_at=now)
+            s.add(row)
+            s.flush()
+            s.add(m.StatusChange(enrollment_id=row.id, lead_id=lead_id, old=None, new="active",
+                                 reason=reason, at=now))
+            return row.id, True
+
+    def enrollments_of(self, lead_id: int, campaign: str | None = None,
+                       statuses: Sequence[str] | None = None) -> list[m.Enrollment]:
+        with self.session() as s:
+            query = select(m.Enrollment).where(m.Enrollment.lead_id == lead_id)
+            if campaign:
+                query = query.where(m.Enrollment.campaign == campaign)
+            if statuses:
+                query = query.where(m.Enrollment.status.in_(list(statuses)))
+            return list(s.scalars(query.order_by(m.Enrollment.id)))
+
+    def set_enrollment(self, enrollment_id: int, *, status: str, reason: str,
+                       next_due_at: datetime | None = None, **extra: Any) -> None:
+        """Change one enrolment's status (by hand or by an inbound message)."""
+        now = self.now()
+        with self.session() as s:
+            row = s.get(m.Enrollment, enrollment_id, with_for_update=True)
+            if row is None:
+                return
+            old = row.status
+            row.status, row.status_reason, row.next_due_at = status, reason, next_due_at
+            row.claimed_by = row.claimed_until = None
+            row.updated_at = now
+            for key, value in extra.items():
+                setattr(row, key, value)
+            if old != status:
+                s.add(m.StatusChange(enrollment_id=row.id, lead_id=row.lead_id, old=old,
+                                     new=status, reason=reason, at=now))
+
+    def delete_lead(self, lead_id: int) -> None:
+        """Erase a lead and everything about it (the suppression hash stays)."""
+        with self.session() as s:
+            s.execute(update(m.Inbound).where(m.Inbound.lead_id == lead_id).values(
+                excerpt=None, subject=None, from_addr=None, lead_id=None, touch_id=None))
+            for table in (m.StatusChange, m.Event, m.SoftBounce, m.Touch):
+                s.execute(delete(table).where(table.lead_id == lead_id))
+            s.execute(delete(m.Enrollment).where(m.Enrollment.lead_id == lead_id))
+            s.execute(delete(m.Lead).where(m.Lead.id == lead_id))

@@ -1,0 +1,147 @@
+"""The SMTP door (aiosmtplib): reused connections per mailbox, short retries, answer classes.
+
+Each channel is one SMTP connection that sends one mail at a time. Transient trouble
+(timeouts, dropped connections, 4xx) is retried here a few times with jittered backoff
+(tenacity); what is still failing is raised as TransientDeliveryError for the worker to defer.
+Throttling answers (421, 454, 4.7.x) are not retried here: the worker slows the mailbox down.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+import aiosmtplib
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from worker.config import SmtpSettings
+from worker.domain import policy
+from worker.errors import PermanentDeliveryError, TransientDeliveryError
+from worker.ports import Envelope, SendResult
+
+log = logging.getLogger(__name__)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TransientDeliveryError) and not exc.throttled
+
+
+class SmtpChannel:
+    """One SMTP connection."""
+
+    def __init__(self, name: str, settings: SmtpSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, timeout=s.timeout_s, use_tls=s.tls == "tls",
+            start_tls=True if s.tls == "starttls" else False,
+            tls_context=_tls_context() if s.tls != "none" else None)
+        try:
+            await client.connect()
+            if s.username:
+                await client.login(s.username, s.password.reveal())
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise PermanentDeliveryError(exc.code, f"authentication failed for {s.username}: "
+                                         f"{exc.message}") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise _translate(exc) from None
+        return client
+
+    async def send(self, envelope: Envelope) -> SendResult:
+        """Hand one mail over. Raises TransientDeliveryError or PermanentDeliveryError."""
+        retrying = AsyncRetrying(stop=stop_after_attempt(max(self.settings.retries, 1)),
+                                 wait=wait_random_exponential(multiplier=0.2, max=5),
+                                 retry=retry_if_exception(_retryable), reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(envelope)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(self, envelope: Envelope) -> SendResult:
+        if self._client is None or not self._client.is_connected:
+            self._client = await self._connect()
+        client = self._client
+        try:
+            errors, message = await client.sendmail(envelope.mail_from, [envelope.rcpt_to],
+                                                    envelope.data)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0] if exc.recipients else None
+            code = refused.code if refused else 550
+            text = refused.message if refused else str(exc)
+            await self._reset(client)
+            raise _by_code(code, text) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            error = _translate(exc)
+            if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code < 400:
+                error = TransientDeliveryError(exc.code, exc.message)
+            await self._drop() if isinstance(error, TransientDeliveryError) else await self._reset(client)
+            raise error from None
+        if errors:
+            code, text = next(iter(errors.values()))
+            raise _by_code(code, text)
+        return SendResult(250, message)
+
+    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            await self._drop()
+
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail any way
+                pass
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+def _by_code(code: int, text: str) -> TransientDeliveryError | PermanentDeliveryError:
+    if 400 <= code < 500:
+        return TransientDeliveryError(code, text, throttled=policy.is_throttle(code, text))
+    return PermanentDeliveryError(code, text)
+
+
+def _translate(exc: BaseException) -> TransientDeliveryError | PermanentDeliveryError:
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return _by_code(exc.code, exc.message)
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError):
+        return TransientDeliveryError(None, f"timeout: {exc}")
+    return TransientDeliveryError(None, f"connection: {exc.__class__.__name__}: {exc}")
+
+
+class SmtpSender:
+    """The ``Sender`` port over SMTP, one settings block per mailbox."""
+
+    def __init__(self, mailboxes: dict[str, SmtpSettings]) -> None:
+        self.mailboxes = mailboxes
+        self._open: list[SmtpChannel] = []
+
+    def channels_for(self, mailbox: str) -> int:
+        return self.mailboxes[mailbox].connections
+
+    async def open_channel(self, mailbox: str) -> SmtpChannel:
+        channel = SmtpChannel(mailbox, self.mailboxes[mailbox])
+        self._open.append(channel)
+        return channel
+
+    async def close(self) -> None:
+        for channel in self._open:
+            await channel.close()
+        self._open.clear()

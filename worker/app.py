@@ -1,0 +1,267 @@
+"""The composition root: the only module that picks adapters.
+
+Commands build an ``App`` from settings and ask it for what they need; nothing is opened
+until it is used (``check``, ``simulate`` and ``preview`` never touch the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import secrets
+import socket
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from worker.catalog import Catalog, disk_signature, load_catalog
+from worker.config import Settings
+from worker.domain import sequence, tokens
+from worker.domain.model import EnrollmentStatus, SuppressionReason
+from worker.domain.sequence import Policy
+from worker.errors import UserError, WorkerLockError
+from worker.mailer import DEFAULT_MAILBOX, MailFactory, install_tag
+from worker.metrics import Metrics
+from worker.ports import Clock, Envelope, Mailbox, Sender, SystemClock
+
+if TYPE_CHECKING:
+    from worker.adapters.db import Database
+    from worker.adapters.db.models import Notification
+    from worker.inbox import InboxService
+    from worker.runner import Runner
+    from worker.sending import Planner
+    from worker.service import Service
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.runner: Runner | None = None
+        self._lock_fd: int | None = None
+        self._digest_day: str | None = None
+
+    # --- the database ---------------------------------------------------------------------------
+
+    @cached_property
+    def db(self) -> Database:
+        from worker.adapters.db import Database
+        from worker.adapters.db.engine import make_engine
+        return Database(make_engine(self.settings.database.url, self.settings.database.pool_size),
+                        self.clock)
+
+    # --- campaigns ------------------------------------------------------------------------------
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return load_catalog(self.settings.campaigns_dir, self.settings.templates_dir,
+                            mailbox_names=frozenset(self.settings.mailboxes))
+
+    def reload_catalog_if_changed(self) -> bool:
+        """Pick up edited campaigns without a restart. True if something changed."""
+        signature = disk_signature(self.settings.campaigns_dir, self.settings.templates_dir)
+        if signature == self.catalog.signature:
+            return False
+        fresh = load_catalog(self.settings.campaigns_dir, self.settings.templates_dir,
+                             mailbox_names=frozenset(self.settings.mailboxes))
+        self.__dict__["catalog"] = fresh
+        self.planner.catalog = fresh
+        log.info("action=campaigns_reloaded campaigns=%d broken=%d", len(fresh.campaigns),
+                 len(fresh.problems))
+        self.wake_newsletters()
+        return True
+
+    # --- secrets --------------------------------------------------------------------------------
+
+    def secret_key(self, required: bool) -> bytes:
+        key = self.settings.secret_key.reveal()
+        if key:
+            return key.encode()
+        if required:
+            raise UserError("NURTURE_SECRET_KEY is not set: unsubscribe links are signed with it. "
+                            "Set it in the environment, e.g. export NURTURE_SECRET_KEY=$(python3 "
+                            "-c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return tokens.PREVIEW_KEY
+
+    @cached_property
+    def factory(self) -> MailFactory:
+        return MailFactory(self.settings, self.secret_key(required=False),
+                           install_tag(self.db.hash_key()))
+
+    def preview_factory(self) -> MailFactory:
+        """For `preview`: no database, no secret."""
+        return MailFactory(self.settings, self.secret_key(required=False))
+
+    @cached_property
+    def planner(self) -> Planner:
+        from worker.sending import Planner
+        w = self.settings.worker
+        rules = Policy(w.late_policy, w.late_spread_h, self.settings.notify.default_owner or None)
+        return Planner(self.db, self.catalog, self.factory, rules, w.retry_base_s, w.retry_max_s)
+
+    @cached_property
+    def service(self) -> Service:
+        from worker.service import Service
+        return Service(self)
+
+    @cached_property
+    def inbox(self) -> InboxService:
+        from worker.inbox import InboxService
+        return InboxService(self)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics()
+
+    # --- doors ----------------------------------------------------------------------------------
+
+    @cached_property
+    def sender(self) -> Sender:
+        if self.settings.outbound.transport == "maildir":
+            from worker.adapters.maildir_outbox import MaildirSender
+            return MaildirSender(Path(self.settings.outbound.maildir),  # type: ignore[return-value]
+                                 connections=1)
+        from worker.adapters.smtp import SmtpSender
+        boxes = {DEFAULT_MAILBOX: self.settings.smtp,
+                 **{name: mb.smtp for name, mb in self.settings.mailboxes.items()}}
+        return SmtpSender(boxes)  # type: ignore[return-value]
+
+    @cached_property
+    def inbound(self) -> list[Mailbox]:
+        s = self.settings
+        if s.inbound.transport == "maildir":
+            from worker.adapters.maildir_inbox import MaildirMailbox
+            return [MaildirMailbox(DEFAULT_MAILBOX, Path(s.inbound.maildir), self.inbox,
+                                   poll_interval_s=s.inbound.poll_interval_s)]
+        from worker.adapters.imap import ImapMailbox
+        boxes: list[Mailbox] = []
+        if s.imap.username:
+            boxes.append(ImapMailbox(DEFAULT_MAILBOX, s.imap, self.inbox, self.db, self.worker_id))
+        for name, mb in s.mailboxes.items():
+            if mb.watch and mb.imap.username:
+                boxes.append(ImapMailbox(name, mb.imap, self.inbox, self.db, self.worker_id))
+        return boxes
+
+    async def start_http(self, runner: Runner) -> asyncio.Task[Any] | None:
+        if not self.settings.http.enabled:
+            return None
+        from worker.adapters.http import serve
+        return await serve(self, runner)
+
+    # --- worker lifecycle -----------------------------------------------------------------------
+
+    def start_worker(self) -> None:
+        """Refuse a second SQLite worker; register; release stale claims; create Maildirs."""
+        from worker.adapters.db.engine import sqlite_path
+        self.db.check_schema()
+        self.secret_key(required=True)
+        path = sqlite_path(self.settings.database.url)
+        if path is not None:
+            self._lock_sqlite(path)
+            released = self.db.release_all_claims()
+            if released:
+                log.info("action=claims_released_at_start count=%d", released)
+        if self.settings.outbound.transport == "maildir":
+            from worker.adapters.maildir_outbox import ensure_maildir
+            ensure_maildir(Path(self.settings.outbound.maildir))
+        if self.settings.inbound.transport == "maildir":
+            from worker.adapters.maildir_outbox import ensure_maildir
+            ensure_maildir(Path(self.settings.inbound.maildir))
+        self.db.register_worker(self.worker_id, socket.gethostname(), os.getpid())
+        for slug, problems in self.catalog.problems.items():
+            log.warning("action=campaign_broken campaign=%s problems=%d first=%r", slug,
+                        len(problems), str(problems[0]))
+        self.wake_newsletters()
+
+    def _lock_sqlite(self, path: Path) -> None:
+        lock_path = Path(f"{path}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise WorkerLockError(
+                f"another `nurture run` is already using {path} (lock {lock_path}). SQLite is "
+                "for one worker process; stop the other one, or use PostgreSQL for several "
+                "workers") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def stop_worker(self) -> None:
+        self.db.worker_stopped(self.worker_id)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def wake_newsletters(self) -> None:
+        """Members waiting for a next issue get its date (issues may be added at any time)."""
+        for camp in self.catalog.campaigns.values():
+            if camp.kind != "newsletter" or not camp.issues:
+                continue
+            self.db.wake_newsletter(camp.slug, camp.issues)
+
+    # --- consequences that cross rooms ------------------------------------------------------------
+
+    def after_smtp_bounce(self, lead_id: int, code: int | None, text: str) -> None:
+        """A 5.1.x refusal at SMTP time: the address is dead; suppress it."""
+        lead = self.db.lead_by_id(lead_id)
+        if lead is None:
+            return
+        self.db.add_suppression(lead.email, SuppressionReason.BOUNCED.value,
+                                f"smtp {code} {text[:200]}")
+        self.db.close_enrollments([lead_id], EnrollmentStatus.BOUNCED, f"smtp {code} {text[:200]}")
+
+    async def send_notification(self, note: Notification) -> str | None:
+        """Send one notification mail; returns an error text or None."""
+        from worker.domain import mime
+        addr = self.settings.smtp.address or f"nurture@{socket.gethostname()}"
+        if note.mailbox in self.settings.mailboxes:
+            addr = self.settings.mailboxes[note.mailbox].address
+        name, from_addr = mime.split_address(addr)
+        mid = f"nurture.note.{note.id}.{secrets.token_hex(4)}@{from_addr.rpartition('@')[2]}"
+        headers = [("From", mime.address(name or "Nurture", from_addr)),
+                   ("To", mime.address(None, note.to_addr)),
+                   ("Subject", mime.encode_text(note.subject)),
+                   ("Date", mime.date_header(self.clock.now())), ("Message-ID", f"<{mid}>"),
+                   ("Auto-Submitted", "auto-generated")]
+        data = mime.build_message(headers, note.body, None)
+        try:
+            channel = await self.sender.open_channel(note.mailbox if note.mailbox in
+                                                     self.settings.mailboxes else DEFAULT_MAILBOX)
+            try:
+                await channel.send(Envelope(from_addr, note.to_addr, mid, data, note.mailbox))
+            finally:
+                await channel.close()
+        except Exception as exc:  # noqa: BLE001 - recorded on the row, retried next time
+            return str(exc)
+        return None
+
+    def task_digest_if_due(self) -> None:
+        """Once a day at ``notify.digest_hour`` (UTC), each owner gets their open tasks."""
+        if not self.settings.notify.task_digest:
+            return
+        now = self.clock.now().astimezone(UTC)
+        day = now.date().isoformat()
+        if now.hour < self.settings.notify.digest_hour or self._digest_day == day:
+            return
+        self._digest_day = day
+        if not self.db.acquire_lease(f"digest:{day}", self.worker_id, 86400 * 2):
+            return
+        from worker.service import task_digests
+        for owner, subject, body in task_digests(self.db, now):
+            self.db.add_notification("task_digest", owner, subject, body)
+
+    def first_due(self, slug: str, lead_id: int, at: datetime) -> datetime | None:
+        lead = self.db.lead_by_id(lead_id)
+        camp = self.catalog.campaigns.get(slug)
+        if lead is None or camp is None:
+            return None
+        return sequence.first_due(camp, lead, at)

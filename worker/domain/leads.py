@@ -1,0 +1,167 @@
+"""Lead data in, clean lead data out: address syntax, control characters, known columns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import email_validator
+
+from worker.domain import schedule
+from worker.domain.model import LEAD_COLUMNS
+from worker.errors import LeadError
+
+#: Reserved names that are still fine for tests and demos (SPEC: Leads).
+_ACCEPTED_RESERVED = ("test", "example", "invalid", "localhost")
+_CONTROL_RE = re.compile(r"[\x00\r\n]")
+_INT_RE = re.compile(r"^-?\d{1,15}$")
+_FLOAT_RE = re.compile(r"^-?\d{1,15}\.\d{1,15}$")
+_FIELD_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_VALUE_LENGTH = 2000
+FREE_MAIL_DOMAINS = frozenset("""
+gmail.com googlemail.com yahoo.com yahoo.co.uk yahoo.fr yahoo.de ymail.com hotmail.com
+hotmail.co.uk hotmail.fr hotmail.de outlook.com live.com msn.com aol.com icloud.com me.com
+mac.com gmx.de gmx.net gmx.com web.de t-online.de proton.me protonmail.com mail.com
+yandex.ru mail.ru qq.com 163.com orange.fr free.fr laposte.net libero.it virgilio.it
+fastmail.com zoho.com hey.com tutanota.com comcast.net verizon.net
+""".split())
+
+
+def normalize_email(raw: Any, field_name: str = "email") -> str:
+    """The canonical form of an address (lowercase). Syntax only, no DNS. Raises LeadError."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise LeadError(field_name, "an email address is required")
+    value = raw.strip()
+    if _CONTROL_RE.search(value):
+        raise LeadError(field_name, "contains control characters (CR, LF or NUL)")
+    local, at, domain = value.rpartition("@")
+    if not at or not local:
+        raise LeadError(field_name, f"not an email address: {value!r}")
+    domain = domain.lower().rstrip(".")
+    labels = domain.split(".")
+    probe_domain = domain
+    if labels[-1] in _ACCEPTED_RESERVED:
+        # email-validator refuses these names; check the rest of the address against a
+        # stand-in domain of the same shape.
+        probe_domain = ".".join([*labels[:-1], "example"]) if len(labels) > 1 else "localhost.example"
+    try:
+        result = email_validator.validate_email(
+            f"{local}@{probe_domain}", check_deliverability=False, test_environment=True,
+            allow_smtputf8=True)
+    except email_validator.EmailNotValidError as exc:
+        raise LeadError(field_name, f"not a valid email address {value!r}: {exc}") from None
+    return f"{result.local_part}@{domain}".lower()
+
+
+def is_free_mail(domain: str) -> bool:
+    return domain.lower() in FREE_MAIL_DOMAINS
+
+
+def _coerce(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if _INT_RE.match(text):
+            return int(text)
+        if _FLOAT_RE.match(text):
+            return float(text)
+        return text
+    return value
+
+
+def check_text(name: str, value: Any) -> str | None:
+    """A text field: control characters rejected, length limited, blank -> None."""
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        raise LeadError(name, "must be text")
+    text = str(value)
+    if _CONTROL_RE.search(text):
+        raise LeadError(name, "contains control characters (CR, LF or NUL)")
+    text = text.strip()
+    if len(text) > MAX_VALUE_LENGTH:
+        raise LeadError(name, f"is longer than {MAX_VALUE_LENGTH} characters")
+    return text or None
+
+
+def split_tags(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, list) else re.split(r"[,;|]", str(value))
+    tags = []
+    for item in items:
+        tag = check_text("tags", item)
+        if tag:
+            tags.append(tag.lower())
+    return sorted(set(tags))
+
+
+@dataclass
+class LeadInput:
+    """A validated lead record ready for the store."""
+
+    email: str
+    columns: dict[str, str | None] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_lead(data: Mapping[str, Any]) -> LeadInput:
+    """Validate one lead record (a CSV row, a JSON object, an API body). Known columns get
+    their place; anything else is kept under ``fields``. Raises LeadError naming the field."""
+    email = normalize_email(data.get("email"))
+    lead = LeadInput(email=email)
+    for key, value in data.items():
+        name = str(key).strip()
+        if name == "email" or name == "" or value is None:
+            continue
+        if name in LEAD_COLUMNS:
+            text = check_text(name, value)
+            if name == "owner" and text:
+                text = normalize_email(text, "owner")
+            if name == "timezone" and text:
+                try:
+                    schedule.zone(text)
+                except ValueError as exc:
+                    raise LeadError("timezone", str(exc)) from None
+            if name == "country" and text:
+                text = text.upper()
+            lead.columns[name] = text
+        elif name == "tags":
+            lead.tags = split_tags(value)
+        elif name == "fields":
+            if not isinstance(value, Mapping):
+                raise LeadError("fields", "must be an object of name: value")
+            for sub, sub_value in value.items():
+                lead.fields[_field_name(str(sub))] = _field_value(f"fields.{sub}", sub_value)
+        elif name in ("campaign", "source", "consent_at"):
+            continue  # intake metadata, handled by the caller
+        else:
+            lead.fields[_field_name(name)] = _field_value(name, value)
+    return lead
+
+
+def _field_name(name: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9_]+", "_", name.strip()).strip("_").lower()
+    if not clean or not _FIELD_NAME_RE.match(clean if not clean[0].isdigit() else "_" + clean):
+        raise LeadError(name, "is not a usable field name")
+    return clean if not clean[0].isdigit() else "_" + clean
+
+
+def _field_value(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        return value
+    text = check_text(name, value)
+    return _coerce(text) if text is not None else None
+
+
+def parse_field_args(pairs: list[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` from the command line. Raises LeadError."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise LeadError(pair, "expected NAME=VALUE")
+        out[key.strip()] = value
+    return out

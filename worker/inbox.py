@@ -1,0 +1,271 @@
+"""Use-case: one inbound message -> classified, matched to a lead and acted upon, recorded.
+
+The record is written last: a crash before it means the message is handled again, and every
+action here is safe to repeat. The record's unique fingerprint makes a message count once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from worker.domain import schedule, tokens
+from worker.domain.classify import Classification, ParsedMessage, classify, parse_message
+from worker.domain.leads import is_free_mail
+from worker.domain.model import EnrollmentStatus, InboundClass, SuppressionReason
+from worker.logs import mask
+from worker.ports import RawMessage
+
+if TYPE_CHECKING:
+    from worker.adapters.db import Database
+    from worker.adapters.db.inbox_store import SentMatch
+    from worker.app import App
+
+log = logging.getLogger(__name__)
+_SUBJECT_TOKEN_RE = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16})", re.I)
+EXCERPT_CHARS = 4000
+
+
+def fingerprint(data: bytes) -> str:
+    """Identity of a message across UIDVALIDITY changes: a hash of its header block."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        end = data.find(b"\n\n")
+    head = data[:end] if end >= 0 else data[:65536]
+    return hashlib.sha256(head.replace(b"\r\n", b"\n")).hexdigest()
+
+
+@dataclass
+class Match:
+    lead_id: int | None = None
+    touch: SentMatch | None = None
+    matched_by: str | None = None
+
+
+class InboxService:
+    """The ``InboundSink`` for every watched mailbox."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    @property
+    def db(self) -> Database:
+        return self.app.db
+
+    def handle(self, message: RawMessage) -> bool:
+        fp = fingerprint(message.data)
+        if self.db.inbound_seen(message.mailbox, fp):
+            return False
+        parsed = parse_message(message.data)
+        result = classify(parsed)
+        match = self.match(parsed, result)
+        received = message.received_at or parsed.date or self.app.clock.now()
+        action = self.act(parsed, result, match, received) if match.lead_id else \
+            "none: no lead matched"
+        excerpt = (parsed.new_text or parsed.text or "")[:EXCERPT_CHARS]
+        recorded = self.db.record_inbound({
+            "mailbox": message.mailbox, "folder": message.folder, "uid": message.uid,
+            "uidvalidity": message.uidvalidity, "fingerprint": fp,
+            "message_id": (parsed.message_id or "")[:998] or None, "received_at": received,
+            "from_addr": (parsed.from_addr or "")[:320] or None, "subject": parsed.subject[:2000],
+            "cls": result.cls.value, "subclass": result.subclass, "reason": result.reason[:2000],
+            "return_date": result.return_date, "lead_id": match.lead_id,
+            "touch_id": match.touch.touch_id if match.touch else None,
+            "matched_by": match.matched_by, "action": action, "excerpt": excerpt,
+            "size": message.size})
+        if recorded is None:
+            return False
+        self.app.metrics.inbound_message(result.cls.value)
+        log.info("action=inbound class=%s subclass=%s matched_by=%s lead_action=%r mailbox=%s",
+                 result.cls.value, result.subclass or "-", match.matched_by or "-", action,
+                 message.mailbox)
+        return True
+
+    # --- matching -------------------------------------------------------------------------------
+
+    def match(self, parsed: ParsedMessage, result: Classification) -> Match:
+        """In-Reply-To/References; then the original inside a delivery report; then the
+        sender's address (never for delivery reports, which come from a mailer daemon)."""
+        token = parsed.unsubscribe_token
+        if token is None:
+            found = _SUBJECT_TOKEN_RE.search(parsed.subject or "")
+            token = found.group(1) if found else None
+        if token:
+            read = tokens.read_unsubscribe_token(self.app.secret_key(required=False), token)
+            if read is not None and self.db.lead_by_id(read[0]) is not None:
+                return Match(read[0], None, "unsubscribe_token")
+        for rule, ids in (("in_reply_to", parsed.in_reply_to), ("references", parsed.references)):
+            sent = self.db.sent_by_message_ids(list(ids)[::-1] if rule == "references" else
+                                               list(ids))
+            if sent is not None:
+                return Match(sent.lead_id, sent, rule)
+        if result.cls == InboundClass.BOUNCE or parsed.original_message_id or \
+                parsed.final_recipients:
+            ids = [parsed.original_message_id] if parsed.original_message_id else []
+            sent = self.db.sent_by_message_ids([*ids, *parsed.original_references])
+            if sent is not None:
+                return Match(sent.lead_id, sent, "dsn_message_id")
+            for address in parsed.final_recipients:
+                lead = self.db.lead_by_email(address)
+                if lead is not None:
+                    return Match(lead.id, self.db.last_email_to(lead.id), "final_recipient")
+            if result.cls == InboundClass.BOUNCE:
+                return Match()
+        if parsed.from_addr:
+            lead = self.db.lead_by_email(parsed.from_addr)
+            if lead is not None:
+                return Match(lead.id, self.db.last_email_to(lead.id), "from_address")
+        return Match()
+
+    # --- actions --------------------------------------------------------------------------------
+
+    def act(self, parsed: ParsedMessage, result: Classification, match: Match,
+            received: datetime) -> str:
+        assert match.lead_id is not None
+        cls, sub = result.cls, result.subclass
+        if cls == InboundClass.HUMAN:
+            return self._human(parsed, match, received)
+        if cls == InboundClass.AUTO_REPLY:
+            return self._postpone(match.lead_id, result.return_date, received)
+        if cls == InboundClass.UNSUBSCRIBE:
+            return self._suppress(match.lead_id, SuppressionReason.UNSUBSCRIBED,
+                                  EnrollmentStatus.UNSUBSCRIBED, "unsubscribe request by mail")
+        if cls == InboundClass.BOUNCE:
+            if sub == "hard":
+                return self._suppress(match.lead_id, SuppressionReason.BOUNCED,
+                                      EnrollmentStatus.BOUNCED, f"hard bounce: {result.reason}")
+            if sub == "policy":
+                return self._policy_alert(match, result)
+            if "delayed" in result.reason.lower():
+                return "none: delay warning (not final)"
+            limit = self.app.settings.inbound.soft_bounce_limit
+            window = self.app.settings.inbound.soft_bounce_window_days
+            count = self.db.add_soft_bounce(match.lead_id, window)
+            if limit and count >= limit:
+                return self._suppress(match.lead_id, SuppressionReason.BOUNCED,
+                                      EnrollmentStatus.BOUNCED,
+                                      f"{count} soft bounces within {window} days")
+            return f"soft bounce counted ({count} of {limit or 'unlimited'} in {window} days)"
+        if cls == InboundClass.OTHER and sub == "complaint":
+            return self._suppress(match.lead_id, SuppressionReason.COMPLAINED,
+                                  EnrollmentStatus.UNSUBSCRIBED, "spam complaint")
+        return "none"
+
+    def _sequence_campaigns(self) -> set[str]:
+        return {slug for slug, c in self.app.catalog.campaigns.items() if c.kind != "newsletter"}
+
+    def _human(self, parsed: ParsedMessage, match: Match, received: datetime) -> str:
+        lead_id = match.lead_id
+        assert lead_id is not None
+        newsletters = {slug for slug, c in self.app.catalog.campaigns.items()
+                       if c.kind == "newsletter"}
+        open_rows = self.db.enrollments_of(lead_id, statuses=["active", "waiting", "paused"])
+        stop = [r for r in open_rows if r.campaign not in newsletters]
+        closed = []
+        for row in stop:
+            closed += self.db.close_enrollments([lead_id], EnrollmentStatus.REPLIED,
+                                                f"replied ({match.matched_by})",
+                                                campaign=row.campaign)
+        now = self.app.clock.now()
+        self.app.metrics.reply_to_stop.observe(max((now - received).total_seconds(), 0.0))
+        paused = self._pause_company(lead_id, [c for _, c in closed])
+        self._forward(parsed, match, len(closed))
+        parts = [f"replied: {len(closed)} enrolment(s) stopped"]
+        if paused:
+            parts.append(f"{paused} colleague enrolment(s) paused")
+        return "; ".join(parts)
+
+    def _pause_company(self, lead_id: int, campaigns: list[str]) -> int:
+        lead = self.db.lead_by_id(lead_id)
+        if lead is None or is_free_mail(lead.domain):
+            return 0
+        pausing = [c for c in campaigns if (camp := self.app.catalog.campaigns.get(c))
+                   and camp.on_reply == "pause-company"]
+        if not pausing:
+            return 0
+        colleagues = [i for i in self.db.lead_ids_by_domain(lead.domain) if i != lead_id]
+        count = 0
+        for slug in pausing:
+            count += len(self.db.close_enrollments(
+                colleagues, EnrollmentStatus.PAUSED, f"colleague {mask(lead.email)} replied",
+                ["active", "waiting"], slug))
+        return count
+
+    def _forward(self, parsed: ParsedMessage, match: Match, stopped: int) -> None:
+        assert match.lead_id is not None
+        lead = self.db.lead_by_id(match.lead_id)
+        if lead is None or not self.app.settings.notify.forward_replies:
+            return
+        to = lead.owner or self.app.settings.notify.default_owner
+        if not to:
+            return
+        where = (f"{match.touch.campaign} / step {match.touch.step_id} (touch "
+                 f"{match.touch.touch_number or '?'})") if match.touch else "no step matched"
+        body = (f"{lead.email} replied to {where}. {stopped} sequence(s) stopped.\n"
+                f"From: {parsed.from_addr}\nSubject: {parsed.subject}\n\n"
+                f"{(parsed.new_text or parsed.text or '').strip()[:EXCERPT_CHARS]}\n\n-- Nurture")
+        self.db.add_notification("reply", to, f"Reply from {lead.email}: {parsed.subject}"[:300],
+                                 body)
+
+    def _postpone(self, lead_id: int, return_date: date | None, received: datetime) -> str:
+        settings = self.app.settings.inbound
+        lead = self.db.lead_by_id(lead_id)
+        assert lead is not None
+        now = self.app.clock.now()
+        moved = []
+        for row in self.db.enrollments_of(lead_id, statuses=["active", "waiting"]):
+            camp = self.app.catalog.campaigns.get(row.campaign)
+            if camp is None or camp.kind == "newsletter":
+                continue
+            cal = schedule.calendar_for(camp.window, lead.timezone)
+            new = ooo_due(cal, return_date, now, settings.ooo_default_days, settings.ooo_max_days)
+            if row.next_due_at is not None and row.next_due_at >= new:
+                continue
+            why = (f"out of office until {return_date.isoformat()}" if return_date
+                   else f"out of office, no return date: {settings.ooo_default_days} days")
+            self.db.set_enrollment(row.id, status="waiting", reason=why, next_due_at=new)
+            moved.append(f"{row.campaign} to {new.astimezone(cal.tz).isoformat()}")
+        return "postponed: " + ", ".join(moved) if moved else "none: nothing to postpone"
+
+    def _suppress(self, lead_id: int, reason: SuppressionReason, status: EnrollmentStatus,
+                  why: str) -> str:
+        lead = self.db.lead_by_id(lead_id)
+        if lead is None:
+            return "none"
+        self.db.add_suppression(lead.email, reason.value, why[:500])
+        closed = self.db.close_enrollments([lead_id], status, why[:500])
+        return f"suppressed ({reason.value}); {len(closed)} enrolment(s) {status.value}"
+
+    def _policy_alert(self, match: Match, result: Classification) -> str:
+        to = self.app.settings.notify.default_owner
+        lead = self.db.lead_by_id(match.lead_id or 0)
+        if lead is not None and lead.owner:
+            to = lead.owner
+        log.warning("action=policy_bounce alert=%r lead=%s", result.reason[:300],
+                    mask(lead.email if lead else None))
+        if to:
+            self.db.add_notification("policy_bounce", to, "Mail refused by policy",
+                                     f"A mail to {lead.email if lead else '?'} was refused for a "
+                                     f"reason on our side:\n\n{result.reason}\n\nThe lead stays "
+                                     "on the list. Check the sending domain's reputation, SPF, "
+                                     "DKIM and DMARC.\n\n-- Nurture")
+        return "alert: refused by policy; lead kept"
+
+
+def ooo_due(cal: schedule.Calendar, return_date: date | None, now: datetime, default_days: int,
+            max_days: int) -> datetime:
+    """The window's opening on the first business day after the return date; without one,
+    ``default_days`` from now; never more than ``max_days`` from now."""
+    latest = schedule.next_open(cal, now + timedelta(days=max_days))
+    if return_date is None:
+        return min(schedule.next_open(cal, now + timedelta(days=default_days)), latest)
+    due = schedule.shift_to_business_day_after(cal, return_date)
+    return max(min(due, latest), now)
+
+
+def _aware(value: Any) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

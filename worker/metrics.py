@@ -1,0 +1,66 @@
+"""Prometheus metrics (prometheus-client). Every name starts with ``nurture_``.
+
+Each App has its own registry, so tests and several apps in one process do not collide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from worker.sending import Job
+
+_SPEED_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.mails_sent = Counter("nurture_mails_sent", "Mails accepted by the server",
+                                  ["mailbox"], registry=r)
+        self.mails_failed = Counter("nurture_mails_failed", "Mails refused for good",
+                                    ["mailbox", "kind"], registry=r)
+        self.mails_deferred = Counter("nurture_mails_deferred", "Mails deferred after a "
+                                      "transient failure or a cap", ["mailbox", "reason"],
+                                      registry=r)
+        self.inbound = Counter("nurture_inbound_messages", "Inbound messages by class",
+                               ["class"], registry=r)
+        self.enrol_to_first_mail = Histogram(
+            "nurture_enrol_to_first_mail_seconds", "From enrolment to the first mail accepted",
+            buckets=_SPEED_BUCKETS, registry=r)
+        self.reply_to_stop = Histogram(
+            "nurture_reply_to_stop_seconds", "From a reply landing in the mailbox to the "
+            "enrolment stopped", buckets=_SPEED_BUCKETS, registry=r)
+        self.due_backlog = Gauge("nurture_due_backlog", "Enrolments due now and not yet sent",
+                                 registry=r)
+        self.oldest_due_lag = Gauge("nurture_oldest_due_lag_seconds", "How late the oldest due "
+                                    "step is", registry=r)
+
+    def sent(self, job: Job, accepted_at: datetime | None = None) -> None:
+        self.mails_sent.labels(job.envelope.mailbox).inc()
+        if job.first_enrolled_at is not None and accepted_at is not None:
+            self.enrol_to_first_mail.observe(
+                max((accepted_at - job.first_enrolled_at).total_seconds(), 0.0))
+
+    def failed(self, mailbox: str, kind: str) -> None:
+        self.mails_failed.labels(mailbox, kind).inc()
+
+    def deferred(self, mailbox: str, reason: str) -> None:
+        self.mails_deferred.labels(mailbox, reason).inc()
+
+    def inbound_message(self, cls: str) -> None:
+        self.inbound.labels(cls).inc()
+
+    def set_backlog(self, count: int, lag_s: float) -> None:
+        self.due_backlog.set(count)
+        self.oldest_due_lag.set(lag_s)
+
+    def render(self, refresh: Callable[[], None] | None = None) -> bytes:
+        if refresh is not None:
+            refresh()
+        return generate_latest(self.registry)

@@ -1,0 +1,133 @@
+"""The interfaces the service needs from the outside world.
+
+Adapters implement them (``worker/adapters``); only ``worker/app.py`` picks which.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Where "now" comes from; tests pass a controllable one."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+# --- outbound ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Envelope:
+    """One mail ready to hand over: the SMTP envelope and the finished message bytes (CRLF)."""
+
+    mail_from: str
+    rcpt_to: str
+    message_id: str
+    data: bytes
+    mailbox: str = "default"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the server answered for an accepted mail."""
+
+    code: int
+    message: str
+
+
+class Sender(Protocol):
+    """Hands mail to a server (SMTP) or a folder (Maildir).
+
+    ``open_channel`` returns one connection; each channel sends one mail at a time, so the
+    caller can record each answer before that channel hands over its next mail.
+    Raises TransientDeliveryError or PermanentDeliveryError.
+    """
+
+    async def open_channel(self, mailbox: str) -> Channel: ...
+
+    def channels_for(self, mailbox: str) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class Channel(Protocol):
+    async def send(self, envelope: Envelope) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+# --- inbound -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A message as it was found in a watched mailbox.
+
+    ``uid`` is the IMAP UID (as text) or the Maildir file name; ``uidvalidity`` is 0 for
+    Maildir. ``data`` may be cut after ``max_bytes`` for huge messages; ``size`` is the size
+    the server reported.
+    """
+
+    mailbox: str
+    folder: str
+    uid: str
+    uidvalidity: int
+    data: bytes
+    size: int
+    received_at: datetime | None = None
+
+
+class InboundSink(Protocol):
+    """Receives every new message. Must be idempotent (the same message handed twice is
+    recorded once) and durable before it returns; thread-safe (watchers call it from their
+    own threads). Returns False if the message had already been recorded."""
+
+    def handle(self, message: RawMessage) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    uidvalidity: int
+    last_uid: int
+
+
+class CheckpointStore(Protocol):
+    """Where a watcher keeps its place, and which worker may watch a mailbox."""
+
+    def load_checkpoint(self, mailbox: str, folder: str) -> Checkpoint | None: ...
+
+    def save_checkpoint(self, mailbox: str, folder: str, checkpoint: Checkpoint,
+                        success_at: datetime) -> None: ...
+
+    def acquire_watch(self, mailbox: str, worker_id: str, lease_s: float) -> bool:
+        """Take or renew the right to watch ``mailbox``; False while another worker holds it."""
+        ...
+
+    def release_watch(self, mailbox: str, worker_id: str) -> None: ...
+
+
+class Mailbox(Protocol):
+    """One watched mailbox (IMAP folder or Maildir), with its own thread."""
+
+    name: str
+
+    def start(self, stop: threading.Event) -> None:
+        """Start watching in a background thread; return at once."""
+        ...
+
+    def join(self, timeout_s: float) -> None: ...
+
+    def fence(self, timeout_s: float) -> bool:
+        """Block until every message present in the mailbox when this was called has been
+        handed to the sink. False if that could not be done within the timeout."""
+        ...
+
+    @property
+    def last_success_at(self) -> datetime | None: ...

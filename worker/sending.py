@@ -1,0 +1,185 @@
+"""Use-case: turn claimed, due enrolments into planned touches and ready-to-send mails."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from worker.adapters.db.ledger import Claimed, EnrollmentChange, Outcome, PlannedTouch
+from worker.catalog import Catalog
+from worker.domain import policy, sequence
+from worker.domain.campaigns import Campaign
+from worker.domain.sequence import Plan, Policy, TouchPlan
+from worker.errors import TemplateError
+from worker.logs import mask
+from worker.mailer import MailFactory
+from worker.ports import Envelope
+
+if TYPE_CHECKING:
+    from worker.adapters.db import Database
+
+log = logging.getLogger(__name__)
+MISSING_CAMPAIGN_RETRY = timedelta(minutes=15)
+CAP_RETRY = timedelta(minutes=10)
+
+
+@dataclass
+class Job:
+    """One mail to hand over, with what to record once the server has answered."""
+
+    envelope: Envelope
+    enrollment_id: int
+    lead_id: int
+    campaign: str
+    step_id: str
+    success: EnrollmentChange
+    attempts: int = 0
+    first_enrolled_at: datetime | None = None  # set on a lead's first mail (speed to lead)
+
+
+class Planner:
+    """Claimed enrolments -> touches recorded as planned -> jobs for the channels."""
+
+    def __init__(self, db: Database, catalog: Catalog, factory: MailFactory, rules: Policy,
+                 retry_base_s: float = 60.0, retry_max_s: float = 3600.0) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.factory = factory
+        self.rules = rules
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.rng = random.Random()
+
+    def prepare(self, claimed: list[Claimed], now: datetime) -> list[Job]:
+        """Plan every claimed enrolment; record the plan in one transaction."""
+        touches: list[PlannedTouch] = []
+        changes: list[EnrollmentChange] = []
+        jobs: list[Job] = []
+        suppressed = self.db.suppressed_among([c.item.lead.email for c in claimed])
+        for c in claimed:
+            item = c.item
+            lead_id = item.lead.id
+            reason = suppressed.get(item.lead.email)
+            if reason:
+                status = {"bounced": "bounced", "unsubscribed": "unsubscribed"}.get(reason,
+                                                                                     "cancelled")
+                changes.append(EnrollmentChange(item.enrollment_id, lead_id, status=status,
+                                                reason=f"lead suppressed: {reason}"))
+                continue
+            campaign = self.catalog.campaigns.get(c.campaign)
+            if campaign is None:
+                changes.append(EnrollmentChange(
+                    item.enrollment_id, lead_id, next_step=item.next_step,
+                    next_due_at=now + MISSING_CAMPAIGN_RETRY,
+                    reason=f"campaign {c.campaign!r} is not loaded (see `nurture check`)"))
+                continue
+            plan = sequence.plan_due(campaign, item, now, self.rules, self.rng)
+            self._collect(campaign, c, plan, now, touches, changes, jobs)
+        caps = {box: fn for box in {j.envelope.mailbox for j in jobs}
+                if (fn := self.factory.mailboxes.cap(box)) is not None}
+        refused = self.db.plan(touches, changes, now, caps or None)
+        if refused:
+            kept = []
+            deferred = []
+            for job in jobs:
+                if job.envelope.message_id in refused:
+                    deferred.append(EnrollmentChange(
+                        job.enrollment_id, job.lead_id, next_due_at=now + CAP_RETRY,
+                        reason=f"mailbox {job.envelope.mailbox} is at its cap"))
+                else:
+                    kept.append(job)
+            self.db.plan([], deferred, now)
+            log.info("action=cap_deferred count=%d", len(deferred))
+            jobs = kept
+        return jobs
+
+    def _collect(self, campaign: Campaign, c: Claimed, plan: Plan, now: datetime,
+                 touches: list[PlannedTouch], changes: list[EnrollmentChange],
+                 jobs: list[Job]) -> None:
+        item = c.item
+        lead = item.lead
+        for t in plan.touches:
+            touches.append(self._touch_row(campaign, c, t, now))
+        if plan.defer_until is not None:
+            changes.append(EnrollmentChange(item.enrollment_id, lead.id, next_step=item.next_step,
+                                            next_due_at=plan.defer_until, reason=plan.defer_reason))
+            return
+        after = plan.after
+        on_finish_due = None
+        if plan.on_finish and plan.on_finish in self.catalog.campaigns:
+            on_finish_due = sequence.first_due(self.catalog.campaigns[plan.on_finish], lead, now)
+        if plan.email is None:
+            assert after is not None
+            changes.append(EnrollmentChange(
+                item.enrollment_id, lead.id, next_step=after.next_step,
+                next_due_at=after.next_due_at, status=after.status, reason=after.reason,
+                last_touch_at=now if plan.touches else None, on_finish=plan.on_finish,
+                on_finish_due=on_finish_due))
+            return
+        assert after is not None
+        try:
+            envelope, subject = self.factory.build(campaign, plan.email, lead, item.enrollment_id,
+                                                   now)
+        except (TemplateError, ValueError) as exc:
+            reason = f"cannot render: {exc}"
+            log.warning("action=render_failed campaign=%s step=%s lead=%s error=%r",
+                        campaign.slug, plan.email.step.id, mask(lead.email), reason)
+            row = self._touch_row(campaign, c, plan.email, now)
+            row.state, row.note = "failed", reason
+            touches.append(row)
+            changes.append(EnrollmentChange(item.enrollment_id, lead.id, status="failed",
+                                            reason=reason, next_step=item.next_step))
+            return
+        row = self._touch_row(campaign, c, plan.email, now)
+        row.message_id, row.mailbox, row.subject = envelope.message_id, envelope.mailbox, subject
+        touches.append(row)
+        success = EnrollmentChange(item.enrollment_id, lead.id, next_step=after.next_step,
+                                   next_due_at=after.next_due_at, status=after.status,
+                                   reason=after.reason, on_finish=plan.on_finish,
+                                   on_finish_due=on_finish_due)
+        first = item.enrolled_at if plan.email.touch_number == 1 else None
+        jobs.append(Job(envelope, item.enrollment_id, lead.id, campaign.slug, plan.email.step.id,
+                        success, first_enrolled_at=first))
+
+    @staticmethod
+    def _touch_row(campaign: Campaign, c: Claimed, t: TouchPlan, now: datetime) -> PlannedTouch:
+        step = t.step
+        index = campaign.steps.index(step) if step in campaign.steps else 0
+        row = PlannedTouch(c.item.enrollment_id, c.item.lead.id, campaign.slug, step.id, index,
+                           kind="email" if t.kind in ("email", "skipped") else "task",
+                           state={"email": "planned", "task": "open", "skipped": "skipped"}[t.kind],
+                           touch_number=t.touch_number)
+        if t.kind == "skipped":
+            row.kind = "email" if getattr(step, "task", None) is None else "task"
+            row.note = t.reason
+        if t.kind == "task":
+            row.task_kind = getattr(step, "task_kind", None)
+            row.task_text = getattr(step, "task", None)
+            row.owner = t.owner
+            row.due_at = now
+        return row
+
+    # --- outcomes ---------------------------------------------------------------------------------
+
+    def deferred(self, job: Job, code: int | None, text: str, now: datetime,
+                 throttled: bool) -> Outcome:
+        """A transient failure: the step stays planned and is tried again later."""
+        job.attempts += 1
+        wait = policy.backoff_s(job.attempts, 30.0 if throttled else self.retry_base_s,
+                                self.retry_max_s, self.rng)
+        change = EnrollmentChange(job.enrollment_id, job.lead_id, next_due_at=now + timedelta(
+            seconds=wait), attempts=job.attempts, reason=f"deferred: {code or ''} {text}"[:500])
+        return Outcome(job.envelope.message_id, job.enrollment_id, job.lead_id, "deferred", code,
+                       text, change)
+
+    def refused(self, job: Job, code: int | None, text: str) -> Outcome:
+        """A permanent failure: bounced for a refused address (5.1.x), failed otherwise."""
+        bounced = policy.is_recipient_rejection(code, text)
+        state = "bounced" if bounced else "failed"
+        change = EnrollmentChange(job.enrollment_id, job.lead_id, status=state,
+                                  reason=f"{code} {text}"[:500])
+        return Outcome(job.envelope.message_id, job.enrollment_id, job.lead_id, state, code, text,
+                       change)
