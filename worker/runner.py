@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from worker.adapters.db.ledger import Outcome
@@ -90,6 +91,8 @@ class Runner:
         self.ledger = Ledger(app, self.ledger_pool)
         self.throttled_until: dict[str, float] = {}
         self.started_at = time.monotonic()
+        self.last_send_ok_at: datetime | None = None
+        self.last_send_error: str | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # --- public -----------------------------------------------------------------------------
@@ -295,6 +298,7 @@ class Runner:
             result = await channel.send(job.envelope)
         except TransientDeliveryError as exc:
             self.stats["deferred"] += 1
+            self.last_send_error = f"{exc.code or ''} {exc.message}".strip()[:300]
             self.app.metrics.deferred(job.envelope.mailbox, "throttled" if exc.throttled
                                       else "transient")
             if exc.throttled:
@@ -312,7 +316,8 @@ class Runner:
                 self.app.after_smtp_bounce(job.lead_id, exc.code, exc.message)
             return outcome
         self.stats["accepted"] += 1
-        self.app.metrics.sent(job, self.app.clock.now())
+        self.last_send_ok_at = self.app.clock.now()
+        self.app.metrics.sent(job, self.last_send_ok_at)
         log.debug("action=send_ok campaign=%s step=%s message_id=%s", job.campaign, job.step_id,
                   job.envelope.message_id)
         return Outcome(job.envelope.message_id, job.enrollment_id, job.lead_id, "accepted",
