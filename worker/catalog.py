@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.domain.campaigns import Campaign, parse_campaign
+from worker.domain.campaigns import Campaign, inspect_campaign
 from worker.domain.render import Renderer
-from worker.errors import CampaignError, NotFound, Problem
+from worker.errors import NotFound, Problem
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,12 @@ def read_layouts(templates_dir: Path) -> dict[str, str]:
 
 
 def _display(path: Path) -> str:
+    """Relative to the working directory when inside it, else absolute."""
+    absolute = path.resolve()
     try:
-        return os.path.relpath(path)
+        return str(absolute.relative_to(Path.cwd()))
     except ValueError:
-        return str(path)
+        return str(absolute)
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Catalog:
 
     campaigns: dict[str, Campaign] = field(default_factory=dict)
     problems: dict[str, list[Problem]] = field(default_factory=dict)
+    partial: dict[str, Campaign] = field(default_factory=dict)  # broken, read as far as it goes
     renderer: Renderer | None = None
     signature: tuple[tuple[str, float], ...] = ()
 
@@ -116,29 +119,37 @@ def load_catalog(campaigns_dir: Path, templates_dir: Path, folders: list[Path] |
     for folder in targets:
         source = FolderSource(folder, _display(folder))
         try:
-            catalog.campaigns[source.slug] = parse_campaign(source, renderer)
-        except CampaignError as exc:
-            catalog.problems[source.slug] = exc.problems
+            camp, problems = inspect_campaign(source, renderer)
         except OSError as exc:
-            catalog.problems[source.slug] = [Problem(source.path, 1, f"cannot read: {exc}")]
-    known = {p.name for p in campaign_folders(campaigns_dir)} | set(catalog.campaigns)
-    for slug, camp in list(catalog.campaigns.items()):
-        problems: list[Problem] = []
-        if camp.on_finish and camp.on_finish not in known:
-            problems.append(Problem(camp.file, camp.lines.get("on_finish", 1),
-                                    f"on_finish points to {camp.on_finish!r}, which is not a "
-                                    "campaign"))
-        if camp.on_finish == slug:
-            problems.append(Problem(camp.file, camp.lines.get("on_finish", 1),
-                                    "on_finish points to the campaign itself"))
-        if "@" not in camp.sender and camp.sender not in mailbox_names:
-            problems.append(Problem(camp.file, camp.lines.get("sender", 1),
-                                    f"sender {camp.sender!r} is neither an address nor a "
-                                    "configured mailbox"))
+            camp, problems = None, [Problem(source.path, 1, f"cannot read: {exc}")]
+        if camp is not None:
+            problems = problems + _cross_check(camp, campaigns_dir, mailbox_names)
         if problems:
-            del catalog.campaigns[slug]
-            catalog.problems[slug] = problems
+            catalog.problems[source.slug] = sorted(problems)
+            if camp is not None:
+                catalog.partial[source.slug] = camp
+        elif camp is not None:
+            catalog.campaigns[source.slug] = camp
     return catalog
+
+
+def _cross_check(camp: Campaign, campaigns_dir: Path,
+                 mailbox_names: frozenset[str]) -> list[Problem]:
+    """What one folder cannot tell alone: where ``on_finish`` points, which mailbox ``sender``
+    names."""
+    problems: list[Problem] = []
+    known = {p.name for p in campaign_folders(campaigns_dir)} | {camp.slug}
+    if camp.on_finish and camp.on_finish not in known:
+        problems.append(Problem(camp.file, camp.lines.get("on_finish", 1),
+                                f"on_finish points to {camp.on_finish!r}, which is not a campaign"))
+    if camp.on_finish == camp.slug:
+        problems.append(Problem(camp.file, camp.lines.get("on_finish", 1),
+                                "on_finish points to the campaign itself"))
+    if camp.sender and "@" not in camp.sender and camp.sender not in mailbox_names:
+        problems.append(Problem(camp.file, camp.lines.get("sender", 1),
+                                f"sender {camp.sender!r} is neither an address nor a configured "
+                                "mailbox"))
+    return problems
 
 
 def disk_signature(campaigns_dir: Path, templates_dir: Path) -> tuple[tuple[str, float], ...]:

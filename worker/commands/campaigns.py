@@ -55,7 +55,7 @@ def check(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     catalog = load_catalog(s.campaigns_dir, s.templates_dir, folders, frozenset(s.mailboxes))
     factory = App(s).preview_factory()
     problems = set(catalog.all_problems())
-    for camp in catalog.campaigns.values():
+    for camp in [*catalog.campaigns.values(), *catalog.partial.values()]:
         problems.update(lint(camp, factory))
     for problem in sorted(problems):
         print(problem)
@@ -86,7 +86,7 @@ def lint(camp: Campaign, factory: MailFactory) -> list[Problem]:
                 envelope, _, rendered = factory.build_full(camp, touch, lead, 0, now)
             except TemplateError as exc:
                 problems.append(Problem(exc.template, exc.line, exc.reason + who))
-                continue
+                break  # the same mistake for the minimal lead would only repeat it
             if lead is not SAMPLE_LEAD:
                 continue
             if len(envelope.data) > MAX_MAIL_BYTES:

@@ -146,16 +146,26 @@ class _Checker:
 
 def parse_campaign(source: CampaignSource, renderer: Renderer) -> Campaign:
     """Read and validate one campaign folder. Raises CampaignError listing every problem."""
+    camp, problems = inspect_campaign(source, renderer)
+    if camp is None or problems:
+        raise CampaignError(problems)
+    return camp
+
+
+def inspect_campaign(source: CampaignSource,
+                     renderer: Renderer) -> tuple[Campaign | None, list[Problem]]:
+    """Read a campaign folder as far as it goes: the campaign (possibly partial, for further
+    checks) and every problem found. The campaign is None only when the TOML is unreadable."""
     file = f"{source.path}/campaign.toml"
     text = source.read_text("campaign.toml")
     if text is None:
-        raise CampaignError([Problem(file, 1, "campaign.toml is missing")])
+        return None, [Problem(file, 1, "campaign.toml is missing")]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
-        raise CampaignError([Problem(file, int(match.group(1)) if match else 1,
-                                     f"not valid TOML: {exc}")]) from None
+        return None, [Problem(file, int(match.group(1)) if match else 1,
+                              f"not valid TOML: {exc}")]
     check = _Checker(file, locate_keys(text))
     for key in data:
         if key not in TOP_KEYS:
@@ -196,9 +206,7 @@ def parse_campaign(source: CampaignSource, renderer: Renderer) -> Campaign:
         camp.issues = _issues(source, renderer, camp, check)
     else:
         camp.steps = _steps(data.get("step"), source, renderer, camp, check)
-    if check.problems:
-        raise CampaignError(check.problems)
-    return camp
+    return camp, check.problems
 
 
 def _str(data: Mapping[str, Any], key: str, check: _Checker, prefix: str = "") -> str | None:

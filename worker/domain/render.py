@@ -206,7 +206,10 @@ class Renderer:
             code = env.compile(src, name=name, filename=name)
             return env.template_class.from_code(env, code, env.make_globals(None))
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(name, (exc.lineno or 1) + offset, exc.message or str(exc)) from None
+            line = exc.lineno or 1
+            if "Unexpected end of template" in (exc.message or ""):
+                line = _unclosed_block_line(src) or line
+            raise TemplateError(name, line + offset, exc.message or str(exc)) from None
 
     def _layout(self, name: str, user: str, depth: int = 0) -> str:
         if name not in self.layouts:
@@ -232,6 +235,23 @@ class Renderer:
                 return False  # a condition over a missing or odd field is simply not met
 
         return evaluate
+
+
+_BLOCK_TAG_RE = re.compile(r"\{%-?\s*(\w+)")
+_OPENERS = {"if", "for", "macro", "call", "filter", "block", "with", "raw", "autoescape", "trans"}
+
+
+def _unclosed_block_line(source: str) -> int:
+    """The line of the innermost block tag left open (Jinja reports the end of the file)."""
+    stack: list[int] = []
+    for match in _BLOCK_TAG_RE.finditer(source):
+        tag = match.group(1)
+        line = source.count("\n", 0, match.start()) + 1
+        if tag in _OPENERS:
+            stack.append(line)
+        elif tag.startswith("end") and stack:
+            stack.pop()
+    return stack[-1] if stack else 0
 
 
 def _to_text(html: str) -> str:

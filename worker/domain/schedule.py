@@ -199,7 +199,8 @@ def add_wait(cal: Calendar, base: datetime, wait: Wait) -> datetime:
         return base.astimezone(UTC)
     if wait.unit in ("s", "m", "h"):
         seconds = {"s": 1, "m": 60, "h": 3600}[wait.unit] * wait.amount
-        return (base + timedelta(seconds=seconds)).astimezone(UTC)
+        # Elapsed time: add in UTC (aware arithmetic in one zone would add wall-clock time).
+        return base.astimezone(UTC) + timedelta(seconds=seconds)
     here = base.astimezone(cal.tz)
     if wait.unit in ("d", "w"):
         days = wait.amount * (7 if wait.unit == "w" else 1)

@@ -118,40 +118,50 @@ class Store(BaseStore):
         """Insert or update leads by address in one transaction. Tags are merged, fields
         are merged (new values win), empty values never erase stored ones."""
         now = self.now()
-        results: list[UpsertResult] = []
+        outcome: dict[str, str] = {}
         with self.session() as s:
             emails = [inp.email for inp, _ in items]
             existing = {row.email: row for row in
                         s.scalars(select(m.Lead).where(m.Lead.email.in_(emails)))}
+            fresh: dict[str, dict[str, Any]] = {}
             for inp, source in items:
                 row = existing.get(inp.email)
                 if row is None:
-                    row = m.Lead(email=inp.email, tags=inp.tags, fields=inp.fields, source=source,
-                                 consent_at=consent_at or now, created_at=now, updated_at=now,
-                                 **{k: v for k, v in inp.columns.items()})
-                    s.add(row)
-                    s.flush()
-                    existing[inp.email] = row
-                    results.append(UpsertResult(row.id, "imported"))
+                    if inp.email not in fresh:
+                        fresh[inp.email] = {
+                            "email": inp.email, "tags": inp.tags, "fields": inp.fields,
+                            "source": source, "consent_at": consent_at or now, "created_at": now,
+                            "updated_at": now, **{k: inp.columns.get(k) for k in LEAD_COLUMNS
+                                                  if k != "email"}}
+                        outcome[inp.email] = "imported"
                     continue
-                changed = False
-                for key, value in inp.columns.items():
-                    if value is not None and getattr(row, key) != value:
-                        setattr(row, key, value)
-                        changed = True
-                tags = sorted(set(row.tags or []) | set(inp.tags))
-                if tags != sorted(row.tags or []):
-                    row.tags = tags
-                    changed = True
-                fields = {**(row.fields or {}), **{k: v for k, v in inp.fields.items()
-                                                   if v is not None}}
-                if fields != (row.fields or {}):
-                    row.fields = fields
-                    changed = True
-                if changed:
-                    row.updated_at = now
-                results.append(UpsertResult(row.id, "updated" if changed else "unchanged"))
-        return results
+                outcome[inp.email] = "updated" if self._merge(row, inp, now) else \
+                    outcome.get(inp.email, "unchanged")
+            ids = {row.email: row.id for row in existing.values()}
+            if fresh:
+                for lead_id, email in s.execute(insert(m.Lead).returning(m.Lead.id, m.Lead.email),
+                                                list(fresh.values())):
+                    ids[email] = lead_id
+        return [UpsertResult(ids[inp.email], outcome[inp.email]) for inp, _ in items]
+
+    @staticmethod
+    def _merge(row: m.Lead, inp: LeadInput, now: datetime) -> bool:
+        changed = False
+        for key, value in inp.columns.items():
+            if value is not None and getattr(row, key) != value:
+                setattr(row, key, value)
+                changed = True
+        tags = sorted(set(row.tags or []) | set(inp.tags))
+        if tags != sorted(row.tags or []):
+            row.tags = tags
+            changed = True
+        fields = {**(row.fields or {}), **{k: v for k, v in inp.fields.items() if v is not None}}
+        if fields != (row.fields or {}):
+            row.fields = fields
+            changed = True
+        if changed:
+            row.updated_at = now
+        return changed
 
     def lead_by_email(self, email: str) -> Lead | None:
         with self.session() as s:
