@@ -148,6 +148,12 @@ class App:
                 boxes.append(ImapMailbox(name, mb.imap, self.inbox, self.db, self.worker_id))
         return boxes
 
+    def reset_doors(self) -> None:
+        """Forget the mailbox watchers and the sender (they are one-shot), so this App can run
+        a worker again (tests run many passes in one process)."""
+        self.__dict__.pop("inbound", None)
+        self.__dict__.pop("sender", None)
+
     async def start_http(self, runner: Runner) -> asyncio.Task[Any] | None:
         if not self.settings.http.enabled:
             return None

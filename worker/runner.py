@@ -99,7 +99,7 @@ class Runner:
 
     def wake(self) -> None:
         """Speed to lead: look for due work now (thread-safe)."""
-        if self.loop is not None:
+        if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.wake_event.set)
 
     def stop(self) -> None:
@@ -129,6 +129,7 @@ class Runner:
         finally:
             await self._shutdown(side)
             restore()
+            app.runner = None
         log.info("action=worker_stop worker=%s sent=%d deferred=%d failed=%d bounced=%d "
                  "withdrawn=%d tasks=%d uptime_s=%.1f", app.worker_id, self.stats["accepted"],
                  self.stats["deferred"], self.stats["failed"], self.stats["bounced"],
@@ -432,6 +433,7 @@ class Runner:
         for mailbox in self.app.inbound:
             await asyncio.to_thread(mailbox.join, self.settings.worker.grace_s)
         await self.app.sender.close()
+        self.app.reset_doors()
         self.plan_pool.shutdown(wait=False)
         self.ledger_pool.shutdown(wait=False)
         log.info("action=claims_released count=%d unsent_queued=%d", released, len(dropped))

@@ -140,7 +140,12 @@ class InboxMixin(BaseStore):
     def register_worker(self, worker_id: str, host: str, pid: int) -> None:
         now = self.now()
         with self.session() as s:
-            s.add(m.WorkerRow(id=worker_id, host=host, pid=pid, started_at=now, heartbeat_at=now))
+            row = s.get(m.WorkerRow, worker_id)
+            if row is None:
+                s.add(m.WorkerRow(id=worker_id, host=host, pid=pid, started_at=now,
+                                  heartbeat_at=now))
+            else:
+                row.started_at, row.heartbeat_at, row.stopped_at = now, now, None
 
     def heartbeat(self, worker_id: str) -> None:
         with self.session() as s:

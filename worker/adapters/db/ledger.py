@@ -68,6 +68,7 @@ class EnrollmentChange:
     release: bool = True
     on_finish: str | None = None
     on_finish_due: datetime | None = None
+    basis_at: datetime | None = None  # the send time next_due_at was computed from
 
 
 @dataclass
@@ -323,6 +324,9 @@ class SendingMixin(BaseStore):
                 next_step=c.next_step, last_touch_at=now, attempts=0, updated_at=now)
                 .execution_options(synchronize_session=False))
             c.last_touch_at, c.next_step = now, None
+            if c.next_due_at is not None and c.basis_at is not None and now > c.basis_at:
+                # A wait counts from when the mail was actually accepted, not planned.
+                c.next_due_at += now - c.basis_at
         held = s.scalar(select(E.status).where(E.id == c.enrollment_id, E.claimed_by == worker_id))
         if held is not None:
             self._apply_changes(s, [c], now)
