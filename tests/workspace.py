@@ -54,9 +54,9 @@ def email_template(subject: str, body: str = "Hello {{ lead.first_name | default
     return f"---\nsubject: \"{subject}\"\n---\n{body}\n"
 
 
-def settings_for(tmp: Path, **env: str) -> Settings:
-    """Settings for a workspace in ``tmp`` (absolute paths), overridden by ``env`` given as
-    ``SECTION__KEY=value`` (without the ``NURTURE_`` prefix)."""
+def env_for(tmp: Path, **env: str) -> dict[str, str]:
+    """The NURTURE_* variables of a workspace in ``tmp`` (absolute paths), overridden by
+    ``env`` given as ``SECTION__KEY=value`` (without the ``NURTURE_`` prefix)."""
     if not (tmp / "templates").exists():
         shutil.copytree(REPO / "templates", tmp / "templates")
     (tmp / "campaigns").mkdir(exist_ok=True)
@@ -73,7 +73,12 @@ def settings_for(tmp: Path, **env: str) -> Settings:
         "NURTURE_API_TOKEN": API_TOKEN,
     }
     environ.update({f"NURTURE_{k}": v for k, v in env.items()})
-    return load_settings(REPO / "config" / "nurture.toml", environ=environ)
+    return environ
+
+
+def settings_for(tmp: Path, **env: str) -> Settings:
+    """Settings for a workspace in ``tmp`` (see ``env_for``)."""
+    return load_settings(REPO / "config" / "nurture.toml", environ=env_for(tmp, **env))
 
 
 def make_app(tmp: Path, clock: Any = None, **env: str) -> App:

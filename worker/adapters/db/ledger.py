@@ -8,19 +8,23 @@ handed over while its enrolment is still claimed by this worker.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from worker.adapters.db import models as m
+from worker.adapters.db import sql
 from worker.adapters.db.store import BaseStore, to_domain
 from worker.domain.model import DUE_STATUSES
 from worker.domain.sequence import DueItem, PriorTouch
+from worker.errors import StoreError
 
 DUE = [s.value for s in DUE_STATUSES]
 E, T = m.Enrollment, m.Touch
@@ -102,9 +106,15 @@ class SendingMixin(BaseStore):
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def renew_claims(self, worker_id: str, lease_s: float) -> None:
+        """Extend this worker's leases. Rows the ledger holds locked right now are skipped
+        (they are being finished), so the two never wait on each other."""
         until = self.now() + timedelta(seconds=lease_s)
+        mine = select(E.id).where(E.claimed_by == worker_id)
+        if not self.is_sqlite:
+            mine = mine.with_for_update(skip_locked=True)
         with self.session() as s:
-            s.execute(update(E).where(E.claimed_by == worker_id).values(claimed_until=until))
+            s.execute(update(E).where(E.id.in_(mine.scalar_subquery()))
+                      .values(claimed_until=until).execution_options(synchronize_session=False))
 
     def next_due_at(self) -> datetime | None:
         """The earliest due time of any open enrolment (uses the partial index)."""
@@ -193,7 +203,7 @@ class SendingMixin(BaseStore):
         defer them. On PostgreSQL a row lock per capped mailbox makes the count hold across
         workers."""
         refused: set[str] = set()
-        with self.session() as s:
+        with self.engine.begin() as s:
             emails_by_box: dict[str, list[PlannedTouch]] = defaultdict(list)
             for t in touches:
                 if t.kind == "email" and t.mailbox:
@@ -244,38 +254,40 @@ class SendingMixin(BaseStore):
                   "mailbox": keep.mailbox, "touch_number": keep.touch_number})
         s.execute(stmt, rows)
 
-    def _apply_changes(self, s: Any, changes: Sequence[EnrollmentChange], now: datetime) -> None:
-        for c in changes:
-            values: dict[str, Any] = {"updated_at": now}
-            for key in ("next_step", "status", "last_touch_at", "attempts"):
-                if getattr(c, key) is not None:
-                    values[key] = getattr(c, key)
-            values["next_due_at"] = c.next_due_at
-            values["status_reason"] = c.reason
-            if c.release:
-                values.update(claimed_by=None, claimed_until=None)
-            if c.status is not None:
-                old = s.scalar(select(E.status).where(E.id == c.enrollment_id))
-                if old != c.status:
-                    s.execute(insert(m.StatusChange).values(
-                        enrollment_id=c.enrollment_id, lead_id=c.lead_id, old=old, new=c.status,
-                        reason=c.reason, at=now))
-            s.execute(update(E).where(E.id == c.enrollment_id).values(**values))
-            if c.on_finish:
-                self._join(s, c.lead_id, c.on_finish, c.on_finish_due, now)
-
-    def _join(self, s: Any, lead_id: int, campaign: str, due: datetime | None,
-              now: datetime) -> None:
-        taken = s.scalar(select(E.id).where(E.lead_id == lead_id, E.campaign == campaign,
-                                            E.status.in_(("active", "waiting", "paused"))))
-        if taken:
+    def _apply_changes(self, conn: Any, changes: Sequence[EnrollmentChange],
+                       now: datetime) -> None:
+        """Apply enrolment changes with prebuilt statements (one executemany)."""
+        if not changes:
             return
-        new_id = s.scalar(insert(E).values(
-            lead_id=lead_id, campaign=campaign, status="active", next_step=0, next_due_at=due,
-            enrolled_at=now, priority=0, attempts=0, updated_at=now).returning(E.id))
-        s.execute(insert(m.StatusChange).values(enrollment_id=new_id, lead_id=lead_id, old=None,
-                                                new="active", reason="joined from on_finish",
-                                                at=now))
+        moving = [c.enrollment_id for c in changes if c.status is not None]
+        old: dict[int, str] = {}
+        if len(moving) == 1:
+            old = {moving[0]: conn.execute(sql.STATUS_OF, {"eid": moving[0]}).scalar()}
+        elif moving:
+            old = dict(conn.execute(select(E.id, E.status).where(E.id.in_(moving))).all())
+        conn.execute(sql.CHANGE, [{
+            "eid": c.enrollment_id, "next_step": c.next_step, "status": c.status,
+            "last_touch_at": c.last_touch_at, "attempts": c.attempts,
+            "next_due_at": c.next_due_at, "reason": c.reason, "now": now,
+            "release": 1 if c.release else 0} for c in changes])
+        changed = [{"eid": c.enrollment_id, "lead_id": c.lead_id, "old": old.get(c.enrollment_id),
+                    "new": c.status, "reason": c.reason, "at": now}
+                   for c in changes if c.status is not None and old.get(c.enrollment_id) != c.status]
+        if changed:
+            conn.execute(sql.STATUS_CHANGE, changed)
+        for c in changes:
+            if c.on_finish:
+                self._join(conn, c.lead_id, c.on_finish, c.on_finish_due, now)
+
+    def _join(self, conn: Any, lead_id: int, campaign: str, due: datetime | None,
+              now: datetime) -> None:
+        if conn.execute(sql.OPEN_IN_CAMPAIGN, {"lead_id": lead_id, "campaign": campaign}).first():
+            return
+        new_id = conn.execute(sql.JOIN, {"lead_id": lead_id, "campaign": campaign, "due": due,
+                                         "now": now}).scalar_one()
+        conn.execute(sql.STATUS_CHANGE, {"eid": new_id, "lead_id": lead_id, "old": None,
+                                         "new": "active", "reason": "joined from on_finish",
+                                         "at": now})
 
     # --- the per-mail ledger -------------------------------------------------------------------
 
@@ -283,50 +295,69 @@ class SendingMixin(BaseStore):
                hand_over: Sequence[str]) -> set[str]:
         """One durable step of the ledger: record the answers of finished mails, then mark the
         next mails handed over. Returns the message ids that may be handed over (a mail whose
-        enrolment lost its claim meanwhile, say to a reply, is withdrawn instead)."""
+        enrolment lost its claim meanwhile, say to a reply, is withdrawn instead).
+
+        The common case (accepted, the enrolment moves on) is written for the whole group
+        with a few executemany statements; the rest goes one by one."""
         now = self.now()
         allowed: set[str] = set()
-        with self.session() as s:
-            for o in outcomes:
-                self._record_outcome(s, worker_id, o, now)
-            for message_id in hand_over:
-                claim_held = exists().where(E.id == T.enrollment_id, E.claimed_by == worker_id,
-                                            E.status.in_(DUE))
-                result = s.execute(update(T).where(
-                    T.message_id == message_id, T.state.in_(("planned", "handed_over")),
-                    claim_held).values(state="handed_over", handed_at=now)
-                    .execution_options(synchronize_session=False))
-                if result.rowcount:  # type: ignore[attr-defined]
-                    allowed.add(message_id)
-                else:
-                    s.execute(update(T).where(T.message_id == message_id, T.state == "planned")
-                              .values(state="cancelled")
-                              .execution_options(synchronize_session=False))
+        simple = [o for o in outcomes if o.state == "accepted" and o.change is not None
+                  and o.change.status in (None, "active") and not o.change.on_finish]
+        rest = [o for o in outcomes if o not in simple]
+        try:
+            with self.engine.begin() as conn:
+                if simple:
+                    conn.execute(sql.TOUCH_RESULT, [
+                        {"mid": o.message_id, "state": "accepted", "code": o.code,
+                         "response": o.response[:2000], "accepted_at": now} for o in simple])
+                    moves = [self._advance_row(o, worker_id, now) for o in simple]
+                    conn.execute(sql.AUDIT_BACK_TO_ACTIVE, [
+                        {"eid": r["eid"], "worker": worker_id, "now": now} for r in moves])
+                    conn.execute(sql.ADVANCE, moves)
+                for o in rest:
+                    self._record_outcome(conn, worker_id, o, now)
+                if hand_over:
+                    allowed = set(conn.execute(sql.HANDOVER_MANY, {
+                        "mids": list(hand_over), "now": now, "worker": worker_id}).scalars())
+                    withdrawn = [mid for mid in hand_over if mid not in allowed]
+                    if withdrawn:
+                        conn.execute(sql.WITHDRAW_MANY, {"mids": withdrawn})
+        except OperationalError as exc:
+            raise StoreError(f"database error: {exc.orig}") from exc
         return allowed
 
-    def _record_outcome(self, s: Any, worker_id: str, o: Outcome, now: datetime) -> None:
-        if o.state == "deferred":
-            s.execute(update(T).where(T.message_id == o.message_id).values(
-                smtp_code=o.code, smtp_response=o.response[:2000])
-                .execution_options(synchronize_session=False))
-        else:
-            s.execute(update(T).where(T.message_id == o.message_id).values(
-                state=o.state, accepted_at=now if o.state == "accepted" else None,
-                smtp_code=o.code, smtp_response=o.response[:2000])
-                .execution_options(synchronize_session=False))
+    @staticmethod
+    def _advance_row(o: Outcome, worker_id: str, now: datetime) -> dict[str, Any]:
         c = o.change
-        if c is None:
+        assert c is not None
+        due = c.next_due_at
+        if due is not None and c.basis_at is not None and now > c.basis_at:
+            due += now - c.basis_at  # a wait counts from when the mail was accepted
+        return {"eid": c.enrollment_id, "next_step": c.next_step, "now": now,
+                "next_due_at": due, "worker": worker_id}
+
+    def _record_outcome(self, conn: Any, worker_id: str, o: Outcome, now: datetime) -> None:
+        response = o.response[:2000]
+        if o.state == "deferred":
+            conn.execute(sql.TOUCH_DEFERRED, {"mid": o.message_id, "code": o.code,
+                                              "response": response})
+        else:
+            conn.execute(sql.TOUCH_RESULT, {
+                "mid": o.message_id, "state": o.state, "code": o.code, "response": response,
+                "accepted_at": now if o.state == "accepted" else None})
+        if o.change is None:
             return
+        # A copy: if this transaction fails, the caller retries with the original change.
+        c = dataclasses.replace(o.change)
         if o.state == "accepted":
             # The step is done whatever happened meanwhile (a reply may have stopped the
             # enrolment); the schedule and status move only while this worker holds the claim.
-            s.execute(update(E).where(E.id == c.enrollment_id).values(
-                next_step=c.next_step, last_touch_at=now, attempts=0, updated_at=now)
-                .execution_options(synchronize_session=False))
+            conn.execute(sql.STEP_DONE, {"eid": c.enrollment_id, "next_step": c.next_step,
+                                         "now": now})
             c.last_touch_at, c.next_step = now, None
             if c.next_due_at is not None and c.basis_at is not None and now > c.basis_at:
                 # A wait counts from when the mail was actually accepted, not planned.
                 c.next_due_at += now - c.basis_at
-        held = s.scalar(select(E.status).where(E.id == c.enrollment_id, E.claimed_by == worker_id))
+        held = conn.execute(sql.HELD, {"eid": c.enrollment_id, "worker": worker_id}).first()
         if held is not None:
-            self._apply_changes(s, [c], now)
+            self._apply_changes(conn, [c], now)
