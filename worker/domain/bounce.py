@@ -1,9 +1,11 @@
 """Is this a delivery failure notice, and is the address dead (hard), busy (soft) or refused
 for a reason on our side (policy)?
 
-Detection weighs independent signs (a ``delivery-status`` report, ``X-Failed-Recipients``,
-a MAILER-DAEMON/postmaster sender, a bounce subject, the sentences of delivery notices, an
-empty Return-Path, "user unknown"-style words); one strong sign plus one more is a bounce.
+Detection weighs independent signs. A ``delivery-status`` report or ``X-Failed-Recipients``
+is enough on its own; a MAILER-DAEMON/postmaster sender, a bounce subject or the sentences
+of delivery notices need one more sign (an empty Return-Path, "user unknown"-style words, a
+status code, another of the three). So an auto-reply with an empty Return-Path stays an
+auto-reply, and a person's reply that quotes a bounce is read by its new text only.
 The subclass comes from the reason the notice gives (see :mod:`worker.domain.bounce_phrases`),
 read per recipient, with the RFC 3463 status code as tie-breaker: 5.1.x hard, 4.x.x and
 delays soft, 5.7.x policy. A delay warning is never hard.
@@ -66,7 +68,8 @@ def read_bounce(msg: ParsedMessage) -> BounceVerdict | None:
     failed = [r for r in reports if dsn.is_failure(r)]
     delayed = [r for r in reports if dsn.is_delay(r)]
     is_report = msg.report_type in ("delivery-status", "global-delivery-status")
-    if is_report and reports and not failed and not delayed and all(dsn.is_success(r) for r in reports):
+    successful = all(dsn.is_success(r) for r in reports)
+    if is_report and reports and not failed and not delayed and successful:
         first = reports[0]
         return BounceVerdict(True, None, f"delivery report: Action: {first.action or '-'}"
                              + (f" (Status: {first.status})" if first.status else ""))
@@ -132,8 +135,9 @@ def _subclass(msg: ParsedMessage, reports: list[DeliveryReport], flat: str) -> t
         diagnostic = fold_flat(r.diagnostic or "") or _segment(flat, r.recipient, recipients)
         status = r.status
         if status is None and len(recipients) >= 2:
-            status = (dsn.codes_in(diagnostic) or [None])[0]
-        verdicts.append(judge(status, diagnostic, flat, delayed))
+            codes = dsn.codes_in(diagnostic)
+            status = codes[0] if codes else None
+        verdicts.append(judge(status, diagnostic, flat, delayed, r.action))
     for wanted in ("hard", "policy", "soft"):
         for sub, why in verdicts:
             if sub == wanted:

@@ -26,14 +26,19 @@ from worker.domain.phrases import compile_table
 _REASONS = compile_table(REASONS, anchor="")
 #: RFC 3463 ``subject.detail`` -> reason, for codes whose meaning is settled.
 _STATUS_REASON = {
-    "1.0": "user_unknown", "1.1": "user_unknown", "1.3": "user_unknown", "1.2": "host_unknown",
-    "1.4": "filtered", "1.6": "has_moved", "1.7": "rejected", "1.8": "rejected", "1.10": "not_accept",
-    "2.0": "filtered", "2.1": "filtered", "2.2": "mailbox_full", "2.3": "too_big", "2.4": "filtered",
-    "3.0": "system", "3.1": "system", "3.2": "not_accept", "3.3": "system", "3.4": "too_big", "3.5": "system",
-    "4.0": "system", "4.1": "expired", "4.2": "system", "4.3": "system", "4.4": "host_unknown", "4.6": "system",
-    "4.7": "expired", "5.0": "system", "5.3": "system", "5.4": "system", "6.0": "content", "6.1": "content",
-    "7.13": "suspend", "7.17": "has_moved", "7.18": "has_moved", "7.25": "ptr", "7.26": "auth", "7.23": "auth",
-    "7.20": "auth", "7.21": "auth", "7.22": "auth", "7.24": "auth", "7.27": "not_accept", "7.28": "spam",
+    "1.0": "user_unknown", "1.1": "user_unknown", "1.3": "user_unknown",
+    "1.2": "host_unknown", "1.4": "filtered", "1.6": "has_moved",
+    "1.7": "rejected", "1.8": "rejected", "1.10": "not_accept",
+    "2.0": "filtered", "2.1": "filtered", "2.2": "mailbox_full", "2.3": "too_big",
+    "2.4": "filtered",
+    "3.0": "system", "3.1": "system", "3.2": "not_accept", "3.3": "system", "3.4": "too_big",
+    "3.5": "system",
+    "4.0": "system", "4.1": "expired", "4.2": "system", "4.3": "system", "4.4": "host_unknown",
+    "4.6": "system", "4.7": "expired",
+    "5.0": "system", "5.3": "system", "5.4": "system", "6.0": "content", "6.1": "content",
+    "7.13": "suspend", "7.17": "has_moved", "7.18": "has_moved", "7.20": "auth", "7.21": "auth",
+    "7.22": "auth", "7.23": "auth", "7.24": "auth", "7.25": "ptr", "7.26": "auth",
+    "7.27": "not_accept", "7.28": "spam",
 }
 #: Specific causes that a 5.1.x "bad mailbox" status does not override.
 _BEATS_STATUS = frozenset({"mailbox_full", "too_big", "suspend", "has_moved", "norelay", "auth",
@@ -41,12 +46,15 @@ _BEATS_STATUS = frozenset({"mailbox_full", "too_big", "suspend", "has_moved", "n
 #: Words too vague to overrule a status code that names a specific cause.
 _VAGUE = frozenset({"system", "policy", "recipient_refused", "expired", "filtered"})
 #: Status reasons specific enough to overrule vague words.
-_SPECIFIC_STATUS = frozenset({"suspend", "has_moved", "not_accept", "auth", "ptr", "mailbox_full", "too_big",
-                              "content", "rejected"})
+_SPECIFIC_STATUS = frozenset({"suspend", "has_moved", "not_accept", "auth", "ptr", "mailbox_full",
+                              "too_big", "content", "rejected"})
 #: Reasons that stay ``soft`` even with a 5.7.x status (the address or our mail is fine).
 _SOFT_EVEN_57 = frozenset({"mailbox_full", "too_big", "suspend", "norelay", "filtered", "expired"})
+#: Reasons that a 5.7.x status turns into ``policy`` (besides the sender-side ones).
+_POLICY_WITH_57 = POLICY | {None, "security", "system", "content"}
 _COMMANDS = re.compile(
-    r"(in reply to (?:end of )?(rcpt to|mail from|data|helo|ehlo)\b|after (rcpt to|rcpt|mail from|end of data|data|helo|ehlo)\b"
+    r"(in reply to (?:end of )?(rcpt to|mail from|data|helo|ehlo)\b"
+    r"|after (rcpt to|rcpt|mail from|end of data|data|helo|ehlo)\b"
     r"|>>> ?(rcpt to|mail from|data|helo|ehlo)\b(?=[^<]{0,200}<<< ?[45]\d\d))"
 )
 _REMOTE_CODE = re.compile(r"\b[245]\d\d[ -]['\"(]?([245]\.\d{1,3}\.\d{1,3})\b")
@@ -106,43 +114,52 @@ def categories(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def judge(status: str | None, diagnostic: str, notice: str, delayed: bool) -> tuple[str, str]:
+def judge(status: str | None, diagnostic: str, notice: str, delayed: bool,
+          action: str | None = None) -> tuple[str, str]:
     """(subclass, explanation) for one failed recipient; texts are folded."""
     status = effective_status(status, diagnostic)
     if status is None and not diagnostic:
         status = effective_status(None, notice[:3000])
     described = f"Status: {status}" if status else "no status code"
+    if action:
+        described += f" (Action: {action})"
     if delayed:
-        return "soft", f"delay warning, {described}"
-    found = categories(diagnostic) or categories(notice)
-    by_status = status_reason(status)
-    transient = bool(status and status.startswith("4"))
-    if not found:
-        reason, words = by_status, ""
-        if reason in (None, "system") and not transient and \
-                (smtp_command(diagnostic) or smtp_command(notice)) == "RCPT":
-            reason = "user_unknown"  # the server refused this very address, and said nothing else
-            words = "refused at RCPT TO"
-    else:
-        reason, words = found[0]
-        if by_status in ("user_unknown", "host_unknown") and reason not in _BEATS_STATUS \
-                and reason not in HARD and not transient:
-            reason = by_status
-        elif by_status in _SPECIFIC_STATUS and reason in _VAGUE:
-            reason = by_status
-        elif by_status == "rejected" and reason in HARD:
-            reason = "rejected"  # 5.1.7/5.1.8: it is our sender address that is unknown
-        if reason in HARD and (smtp_command(diagnostic) or smtp_command(notice)) == "MAIL":
-            reason = "rejected"  # refused at MAIL FROM: about the sender, not the recipient
+        return "soft", f"delivery delayed, still being retried: {described}"
+    reason, words = _reason(status, diagnostic, notice)
     if words:
         described += f", '{words}'"
     if reason:
         described += f" -> {reason.replace('_', ' ')}"
-    if transient:
+    if status and status.startswith("4"):
         return "soft", described
     if reason in HARD:
         return "hard", described
-    if status and status.startswith("5.7") and reason not in _SOFT_EVEN_57 and (reason in POLICY or reason in (
-            None, "security", "system", "content")):
+    if status and status.startswith("5.7") and reason not in _SOFT_EVEN_57 \
+            and reason in _POLICY_WITH_57:
         return "policy", described
     return "soft", described
+
+
+def _reason(status: str | None, diagnostic: str, notice: str) -> tuple[str | None, str]:
+    """(reason, the words that said so) from the diagnostic, the notice and the status code."""
+    by_status = status_reason(status)
+    transient = bool(status and status.startswith("4"))
+    command = smtp_command(diagnostic) or smtp_command(notice)
+    found = categories(diagnostic) or categories(notice)
+    if not found:
+        if by_status in (None, "system") and not transient and command == "RCPT":
+            # The server refused this very address at RCPT TO and said nothing else.
+            return "user_unknown", "refused at RCPT TO"
+        return by_status, ""
+    reason, words = found[0]
+    status_says_dead = by_status in ("user_unknown", "host_unknown") and not transient
+    # A dead-address status beats vague words; a specific status beats vague words too.
+    overrule = (status_says_dead and reason not in _BEATS_STATUS and reason not in HARD) \
+        or (by_status in _SPECIFIC_STATUS and reason in _VAGUE)
+    if overrule and by_status is not None:
+        reason = by_status
+    elif by_status == "rejected" and reason in HARD:
+        reason = "rejected"  # 5.1.7/5.1.8: it is our sender address that is unknown
+    if reason in HARD and command == "MAIL":
+        reason = "rejected"  # refused at MAIL FROM: about the sender, not the recipient
+    return reason, words

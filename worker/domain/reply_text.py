@@ -1,0 +1,135 @@
+"""Find the new part of a reply: the text above the quoted original and the signature.
+
+Recognises the quote headers of common clients in the languages Nurture reads ("On ...
+wrote:", "Am ... schrieb", "Le ... a écrit :", "El ... escribió:", "Il giorno ... ha
+scritto:", "Op ... schreef", "Em ... escreveu:", "Den ... skrev", "W dniu ... pisze:",
+"... kirjoitti:"), "-----Original Message-----" separators in those languages, Outlook
+header blocks ("From: ... Sent: ..."), ``>`` quoted lines, and signatures ("-- ", "Sent
+from my iPhone" and its translations).
+"""
+
+from __future__ import annotations
+
+import re
+
+from worker.domain.phrases import fold
+
+#: Lines searched for a quote marker; the new text of a reply is near the top.
+MAX_SCAN_LINES = 600
+
+_WROTE = re.compile(
+    r"^(on\b.{0,300}\bwrote|am\b.{0,300}\bschrieb\b.{0,120}|le\b.{0,300}\ba ecrit"
+    r"|el\b.{0,300}\bescribio|il\b.{0,300}\bha scritto|op\b.{0,300}\bschreef\b.{0,120}"
+    r"|em\b.{0,300}\bescreveu|.{0,300}\bskrev\b.{0,150}"
+    r"|(w dniu|dnia)\b.{0,300}\b(pisze|napisal\(a\)|napisal|napisala)"
+    r"|.{0,300}\bkirjoitti)\s*:?\s*$"
+    r"|^.{0,150}\d.{0,150}<[^<>\s]+@[^<>\s]+>\s*:\s*$"
+)
+_SEPARATOR = re.compile(
+    r"^[-_=* ]{2,}\s*(original message|ursprungliche nachricht|message d'origine|mensaje original"
+    r"|messaggio originale|oorspronkelijk bericht|mensagem original|ursprungligt meddelande"
+    r"|oprindelig meddelelse|opprinnelig melding|alkuperainen viesti|wiadomosc oryginalna"
+    r"|forwarded message|weitergeleitete nachricht|message transfere|mensaje reenviado"
+    r"|messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada|vidarebefordrat meddelande"
+    r"|videresendt meddelelse|valitetty viesti|wiadomosc przekazana)\s*[-_=* ]{2,}"
+    r"|^(begin forwarded message|anfang der weitergeleiteten nachricht"
+    r"|debut du message reexpedie)\s*:"
+)
+_HEADER_FROM = re.compile(
+    r"^(from|von|de|da|van|fra|fran|od|lahettaja|afsender|avsandare)\s*:\s*\S"
+)
+_HEADER_OTHER = re.compile(
+    r"^(sent|date|gesendet|datum|envoye|enviado|fecha|inviato|data|verzonden|sendt|skickat|wyslano"
+    r"|lahetetty|to|an|a|para|aan|til|till|do|vastaanottaja|subject|betreff|objet|asunto|oggetto"
+    r"|onderwerp|assunto|amne|emne|temat|aihe|cc)\s*:"
+)
+_OPENER = re.compile(r"^(on|am|le|el|il|op|em|den|w dniu|dnia|\d|\w{2,4}\.?,? \d)\b")
+_RULE = re.compile(r"^[-_=]{8,}\s*$")
+_SIGNATURE = re.compile(
+    r"^-*\s*(sent from my|sent from|get outlook for|envoye de mon|envoye depuis mon"
+    r"|von meinem\b.{0,30}\bgesendet"
+    r"|gesendet von meinem|enviado desde mi|enviado de mi|inviato da|verzonden (met|vanaf|van) mijn"
+    r"|enviado do meu|enviado a partir do|skickat fran min|sendt fra min|lahetetty|wyslane z)\b"
+)
+
+
+def _plain(line: str) -> str:
+    """A folded line without Markdown emphasis and leading blanks, for marker tests."""
+    return fold(line).replace("*", "").strip()
+
+
+def _quote_start(lines: list[str]) -> tuple[int, str] | None:
+    limit = min(len(lines), MAX_SCAN_LINES)
+    for i in range(limit):
+        raw = lines[i]
+        if raw.lstrip().startswith(">"):
+            return i, "'>' quoted lines"
+        line = _plain(raw)
+        if not line:
+            continue
+        if _SEPARATOR.search(line):
+            return i, "original-message separator"
+        if _HEADER_FROM.match(line) and _header_block_follows(lines, i):
+            return i, "quoted header block (From:/Sent:)"
+        if _RULE.match(line):
+            nxt = [_plain(x) for x in lines[i + 1 : i + 6] if x.strip()]
+            if nxt and _HEADER_FROM.match(nxt[0]):
+                return i, "quoted header block (From:/Sent:)"
+        # A quote header may wrap over up to three lines, but only one that starts like one.
+        joined = line
+        wraps = 3 if _OPENER.match(line) and not line.endswith((".", "!", "?")) else 1
+        for j in range(i, min(i + wraps, limit)):
+            if j > i:
+                joined = joined + " " + _plain(lines[j])
+            if len(joined) < 600 and _WROTE.match(joined) and _looks_like_quote_header(joined):
+                return i, "quote header ('... wrote:')"
+    return None
+
+
+def _looks_like_quote_header(line: str) -> bool:
+    # Every client writes a date or the sender's address into its quote header.
+    return bool(re.search(r"\d|@", line))
+
+
+def _header_block_follows(lines: list[str], i: int) -> bool:
+    seen = 0
+    for raw in lines[i + 1 : i + 7]:
+        line = _plain(raw)
+        if not line:
+            continue
+        seen += 1
+        if _HEADER_OTHER.match(line):
+            return True
+        if seen >= 2:
+            break
+    return False
+
+
+def _cut_signature(lines: list[str]) -> tuple[list[str], bool]:
+    for i, raw in enumerate(lines):
+        stripped = raw.strip()
+        if stripped in ("--", "-- ", "__"):
+            return lines[:i], True
+        line = _plain(raw)
+        if len(line) < 70 and "," not in line and _SIGNATURE.match(line):
+            return lines[:i], True
+    return lines, False
+
+
+def split_reply(text: str) -> tuple[str, str | None]:
+    """Return (new text, what ended it) for a reply body; the marker is None if none was found."""
+    try:
+        lines = text.splitlines()
+        found = _quote_start(lines)
+        marker = found[1] if found else None
+        head = lines[: found[0]] if found else lines
+        head, signed = _cut_signature(head)
+        if signed and marker is None:
+            marker = "signature"
+        new = "\n".join(head).strip()
+        if not new and found:
+            # Bottom-posted reply: keep what is not quoted.
+            new = "\n".join(ln for ln in lines if not ln.lstrip().startswith(">")).strip()
+        return new, marker
+    except Exception:  # noqa: BLE001 - a reply splitter must never stop classification
+        return text, None
