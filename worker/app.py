@@ -138,14 +138,18 @@ class App:
         if s.inbound.transport == "maildir":
             from worker.adapters.maildir_inbox import MaildirMailbox
             return [MaildirMailbox(DEFAULT_MAILBOX, Path(s.inbound.maildir), self.inbox,
-                                   poll_interval_s=s.inbound.poll_interval_s)]
+                                   poll_interval_s=s.inbound.poll_interval_s,
+                                   checkpoints=self.db, clock=self.clock)]
         from worker.adapters.imap import ImapMailbox
         boxes: list[Mailbox] = []
+        lease = s.worker.lease_s
         if s.imap.username:
-            boxes.append(ImapMailbox(DEFAULT_MAILBOX, s.imap, self.inbox, self.db, self.worker_id))
+            boxes.append(ImapMailbox(DEFAULT_MAILBOX, s.imap, self.inbox, self.db, self.worker_id,
+                                     lease_s=lease, clock=self.clock))
         for name, mb in s.mailboxes.items():
             if mb.watch and mb.imap.username:
-                boxes.append(ImapMailbox(name, mb.imap, self.inbox, self.db, self.worker_id))
+                boxes.append(ImapMailbox(name, mb.imap, self.inbox, self.db, self.worker_id,
+                                         lease_s=lease, clock=self.clock))
         return boxes
 
     def reset_doors(self) -> None:

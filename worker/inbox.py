@@ -10,8 +10,8 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from worker.domain import schedule, tokens
 from worker.domain.classify import Classification, ParsedMessage, classify, parse_message
@@ -58,6 +58,12 @@ class InboxService:
 
     def handle(self, message: RawMessage) -> bool:
         fp = fingerprint(message.data)
+        # The watcher and a pre-send fence may hand over the same new message at once (and,
+        # on PostgreSQL, another worker's fence): only one of them may act on it.
+        with self.db.inbound_lock(message.mailbox, fp):
+            return self._handle(message, fp)
+
+    def _handle(self, message: RawMessage, fp: str) -> bool:
         if self.db.inbound_seen(message.mailbox, fp):
             return False
         parsed = parse_message(message.data)
@@ -221,9 +227,11 @@ class InboxService:
             camp = self.app.catalog.campaigns.get(row.campaign)
             if camp is None or camp.kind == "newsletter":
                 continue
+            if row.next_due_at is None:
+                continue  # waiting for a task to be done (wait_for_task): nothing to move
             cal = schedule.calendar_for(camp.window, lead.timezone)
             new = ooo_due(cal, return_date, now, settings.ooo_default_days, settings.ooo_max_days)
-            if row.next_due_at is not None and row.next_due_at >= new:
+            if row.next_due_at >= new:
                 continue
             why = (f"out of office until {return_date.isoformat()}" if return_date
                    else f"out of office, no return date: {settings.ooo_default_days} days")
@@ -265,7 +273,3 @@ def ooo_due(cal: schedule.Calendar, return_date: date | None, now: datetime, def
         return min(schedule.next_open(cal, now + timedelta(days=default_days)), latest)
     due = schedule.shift_to_business_day_after(cal, return_date)
     return max(min(due, latest), now)
-
-
-def _aware(value: Any) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

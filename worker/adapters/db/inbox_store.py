@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -28,8 +31,28 @@ class SentMatch:
 
 
 class InboxMixin(BaseStore):
+    _inbound_mutex = threading.RLock()
 
     # --- recorded messages ---------------------------------------------------------------------
+
+    @contextmanager
+    def inbound_lock(self, mailbox: str, fingerprint: str) -> Iterator[None]:
+        """Only one handler at a time per message: a lock in this process, and on PostgreSQL
+        an advisory lock held on its own connection, for other workers."""
+        with self._inbound_mutex:
+            if self.is_sqlite:
+                yield
+                return
+            key = int.from_bytes(hashlib.sha256(f"{mailbox}\0{fingerprint}".encode())
+                                 .digest()[:8], "big", signed=True)
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
 
     def inbound_seen(self, mailbox: str, fingerprint: str) -> bool:
         with self.session() as s:
