@@ -8,7 +8,6 @@ import email.policy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from tests.servers.smtp import ScriptedSmtpServer
