@@ -12,6 +12,7 @@ import binascii
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from datetime import datetime
@@ -57,6 +58,7 @@ def address(name: str | None, email: str) -> str:
     return formataddr((clean(name or ""), email), charset="utf-8") if name else email
 
 
+@lru_cache(maxsize=1024)
 def split_address(value: str) -> tuple[str, str]:
     """``"Dana at Acme <dana@acme.example>"`` -> (name, address)."""
     name, addr = parseaddr(value)
@@ -82,9 +84,10 @@ def build_message(headers: list[tuple[str, str]], text: str, html: str | None,
     encoded (use ``encode_text`` and ``address``); they are cleaned once more here."""
     out: list[bytes] = []
     for name, value in headers:
-        value = _BAD_BREAK_RE.sub(" ", value)
-        if not value.isascii():
-            value = encode_text(value)
+        if not (value.isascii() and value.isprintable()):  # fast path for clean values
+            value = _BAD_BREAK_RE.sub(" ", value)
+            if not value.isascii():
+                value = encode_text(value)
         out.append(f"{name}: {value}".encode("ascii") + b"\r\n")
     out.append(b"MIME-Version: 1.0\r\n")
     text_cte, text_body = _encode_body(text)
@@ -128,4 +131,9 @@ def build_message(headers: list[tuple[str, str]], text: str, html: str | None,
 
 
 def date_header(at: datetime) -> str:
+    return _date_header(at.replace(microsecond=0))
+
+
+@lru_cache(maxsize=4)
+def _date_header(at: datetime) -> str:
     return format_datetime(at)

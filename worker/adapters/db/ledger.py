@@ -9,6 +9,7 @@ handed over while its enrolment is still claimed by this worker.
 from __future__ import annotations
 
 import dataclasses
+from functools import cached_property
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,11 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from worker.adapters.db import models as m
 from worker.adapters.db import sql
+from worker.adapters.db.raw import RawSQL
 from worker.adapters.db.store import BaseStore, to_domain
 from worker.domain.model import DUE_STATUSES
 from worker.domain.sequence import DueItem, PriorTouch
@@ -304,37 +306,58 @@ class SendingMixin(BaseStore):
         simple = [o for o in outcomes if o.state == "accepted" and o.change is not None
                   and o.change.status in (None, "active") and not o.change.on_finish]
         rest = [o for o in outcomes if o not in simple]
+        raw = self._raw
         try:
             with self.engine.begin() as conn:
-                if simple:
-                    conn.execute(sql.TOUCH_RESULT, [
-                        {"mid": o.message_id, "state": "accepted", "code": o.code,
-                         "response": o.response[:2000], "accepted_at": now} for o in simple])
-                    moves = [self._advance_row(o, worker_id, now) for o in simple]
-                    conn.execute(sql.AUDIT_BACK_TO_ACTIVE, [
-                        {"eid": r["eid"], "worker": worker_id, "now": now} for r in moves])
-                    conn.execute(sql.ADVANCE, moves)
-                for o in rest:
-                    self._record_outcome(conn, worker_id, o, now)
-                if hand_over:
-                    allowed = set(conn.execute(sql.HANDOVER_MANY, {
-                        "mids": list(hand_over), "now": now, "worker": worker_id}).scalars())
-                    withdrawn = [mid for mid in hand_over if mid not in allowed]
-                    if withdrawn:
-                        conn.execute(sql.WITHDRAW_MANY, {"mids": withdrawn})
-        except OperationalError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
+                cur = conn.connection.cursor()
+                try:
+                    if simple:
+                        at = raw.ts(now)
+                        cur.executemany(self._raw_sql["result"], [
+                            {"mid": o.message_id, "state": "accepted", "code": o.code,
+                             "response": o.response[:2000], "accepted_at": at} for o in simple])
+                        moves = [self._advance_row(o, worker_id, now) for o in simple]
+                        cur.executemany(self._raw_sql["audit"], [
+                            {"eid": r["eid"], "worker": worker_id, "now": at} for r in moves])
+                        cur.executemany(self._raw_sql["advance"], moves)
+                    for o in rest:
+                        self._record_outcome(conn, worker_id, o, now)
+                    if hand_over:
+                        marks, params = raw.in_list("m", list(hand_over))
+                        cur.execute(raw.sql(sql.RAW_HANDOVER.format(marks=marks)),
+                                    {**params, "now": raw.ts(now), "worker": worker_id})
+                        allowed = {row[0] for row in cur.fetchall()}
+                        withdrawn = [mid for mid in hand_over if mid not in allowed]
+                        if withdrawn:
+                            marks, params = raw.in_list("m", withdrawn)
+                            cur.execute(raw.sql(sql.RAW_WITHDRAW.format(marks=marks)), params)
+                finally:
+                    cur.close()
+        except (OperationalError, DBAPIError) as exc:
+            raise StoreError(f"database error: {exc}") from exc
+        except Exception as exc:  # a raw driver error (sqlite3 / psycopg) carries no wrapper
+            if exc.__class__.__module__.split(".")[0] in ("sqlite3", "psycopg"):
+                raise StoreError(f"database error: {exc}") from exc
+            raise
         return allowed
 
-    @staticmethod
-    def _advance_row(o: Outcome, worker_id: str, now: datetime) -> dict[str, Any]:
+    @cached_property
+    def _raw(self) -> RawSQL:
+        return RawSQL(self.engine.dialect.name)
+
+    @cached_property
+    def _raw_sql(self) -> dict[str, str]:
+        return {"result": self._raw.sql(sql.RAW_RESULT), "audit": self._raw.sql(sql.RAW_AUDIT),
+                "advance": self._raw.sql(sql.RAW_ADVANCE)}
+
+    def _advance_row(self, o: Outcome, worker_id: str, now: datetime) -> dict[str, Any]:
         c = o.change
         assert c is not None
         due = c.next_due_at
         if due is not None and c.basis_at is not None and now > c.basis_at:
             due += now - c.basis_at  # a wait counts from when the mail was accepted
-        return {"eid": c.enrollment_id, "next_step": c.next_step, "now": now,
-                "next_due_at": due, "worker": worker_id}
+        return {"eid": c.enrollment_id, "next_step": c.next_step, "now": self._raw.ts(now),
+                "next_due_at": self._raw.ts(due), "worker": worker_id}
 
     def _record_outcome(self, conn: Any, worker_id: str, o: Outcome, now: datetime) -> None:
         response = o.response[:2000]

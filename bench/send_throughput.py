@@ -1,0 +1,147 @@
+"""Send throughput: N enrolments due at once, the worker sending them to Postfix's smtp-sink,
+against a baseline in the same run: a bare aiosmtplib loop with the same number of
+connections sending pre-built messages to the same sink.
+
+    python bench/send_throughput.py [--count 10000] [--connections 10] [--db sqlite|postgres]
+                                    [--profile FILE]
+
+Prints messages per second for both and the ratio (target: the worker at 70% or more of the
+bare loop at 10,000 messages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiosmtplib  # noqa: E402
+
+from tests.servers.postgres import PostgresCluster  # noqa: E402
+from tests.servers.smtpsink import SmtpSink  # noqa: E402
+from tests.workspace import make_app, write_campaign  # noqa: E402
+from worker.adapters.db import models as m  # noqa: E402
+from worker.domain.leads import parse_lead  # noqa: E402
+from worker.runner import Runner  # noqa: E402
+
+CAMPAIGN = """
+name = "Throughput"
+kind = "sequence"
+sender = "Dana at Acme <dana@acme.example>"
+[[step]]
+id = "one"
+wait = "0"
+template = "one.md"
+[[step]]
+id = "two"
+wait = "30d"
+template = "one.md"
+"""
+TEMPLATE = """---
+subject: "{{ lead.first_name | default('Hi') }}, your free report"
+preheader: The 7 follow-up mistakes, in one page
+---
+Hello {{ lead.first_name | default("there") }},
+
+thanks for asking about **follow-up** at {{ lead.company | default("your team") }}. Here is
+[the report](https://acme.example/report) with the seven mistakes that lose deals.
+
+- Waiting too long
+- Stopping after two touches
+- Asking "just checking in"
+
+Dana
+"""
+
+
+def baseline_message(i: int) -> bytes:
+    return (f"From: Dana <dana@acme.example>\r\nTo: lead{i}@bench.test\r\nSubject: Lead {i}, "
+            f"your free report\r\nMessage-ID: <base.{i}@acme.example>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n" + "Hello there, the report.\r\n"
+            * 40).encode()
+
+
+async def bare_loop(port: int, count: int, connections: int) -> float:
+    messages = [baseline_message(i) for i in range(count)]
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for msg in messages:
+        queue.put_nowait(msg)
+
+    async def channel() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        await client.connect()
+        while not queue.empty():
+            data = queue.get_nowait()
+            await client.sendmail("dana@acme.example", ["lead@bench.test"], data)
+        await client.quit()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(channel() for _ in range(connections)))
+    return count / (time.perf_counter() - start)
+
+
+def enrol(app: object, count: int) -> None:
+    items = [(parse_lead({"email": f"lead{i}@bench.test", "first_name": f"Lead{i}",
+                          "company": "Bench Co"}), "bench") for i in range(count)]
+    db = app.db  # type: ignore[attr-defined]
+    for start in range(0, count, 2000):
+        results = db.upsert_leads(items[start:start + 2000])
+        now = app.clock.now()  # type: ignore[attr-defined]
+        with db.session() as s:
+            s.execute(m.Enrollment.__table__.insert(), [
+                {"lead_id": r.lead_id, "campaign": "bench", "status": "active", "next_step": 0,
+                 "next_due_at": now, "enrolled_at": now, "priority": 0, "attempts": 0,
+                 "updated_at": now} for r in results])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--profile", metavar="FILE")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="nurture-throughput-"))
+    cluster = PostgresCluster().start() if args.db == "postgres" else None
+    sink = SmtpSink().start()
+    try:
+        bare = asyncio.run(bare_loop(sink.port, args.count, args.connections))
+        before = sink.count
+        write_campaign(tmp / "campaigns", "bench", CAMPAIGN, {"one.md": TEMPLATE})
+        url = cluster.create_database("throughput") if cluster else f"sqlite:///{tmp}/n.db"
+        app = make_app(tmp, DATABASE__URL=url, OUTBOUND__TRANSPORT="smtp",
+                       SMTP__HOST="127.0.0.1", SMTP__PORT=str(sink.port),
+                       SMTP__CONNECTIONS=str(args.connections), LOGGING__LEVEL="WARNING")
+        enrol(app, args.count)
+        runner = Runner(app, once=True)
+        start = time.perf_counter()
+        if args.profile:
+            cProfile.runctx("asyncio.run(runner.run())", globals(), locals(), args.profile)
+        else:
+            asyncio.run(runner.run())
+        elapsed = time.perf_counter() - start
+        sink.wait_for(before + args.count, 30)
+        worker = args.count / elapsed
+        accepted = runner.stats["accepted"]
+    finally:
+        sink.stop()
+        if cluster:
+            cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"messages: {args.count}, connections: {args.connections}, database: {args.db}")
+    print(f"bare aiosmtplib loop : {bare:8.0f} msgs/s (pre-built messages)")
+    print(f"nurture worker       : {worker:8.0f} msgs/s (render, build, record; {accepted} "
+          "accepted)")
+    print(f"ratio worker/bare    : {worker / bare:8.2f}  (target >= 0.70)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

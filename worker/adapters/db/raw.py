@@ -1,0 +1,36 @@
+"""A thin raw-DBAPI path for the per-mail ledger, the hottest statements in the worker.
+
+SQLAlchemy's per-execute work (compilation cache lookups, bind processing) costs more than
+SQLite's own work for these small statements. Here the SQL is written once with ``:name``
+parameters, translated to the driver's style, and times are bound exactly as the ORM stores
+them (naive UTC text on SQLite, aware timestamps on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+_PARAM_RE = re.compile(r"(?<!:):([a-z_]+)")
+
+
+class RawSQL:
+    def __init__(self, dialect: str) -> None:
+        self.sqlite = dialect == "sqlite"
+
+    def sql(self, statement: str) -> str:
+        """``:name`` parameters in the driver's style (sqlite3: as is; psycopg: %(name)s)."""
+        return statement if self.sqlite else _PARAM_RE.sub(r"%(\1)s", statement)
+
+    def ts(self, value: datetime | None) -> Any:
+        if value is None or not self.sqlite:
+            return value
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def in_list(self, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+        """An expanded ``IN (...)`` list and its parameters."""
+        names = [f"{name}{i}" for i in range(len(values))]
+        marks = ", ".join(f":{n}" for n in names)
+        return f"({marks})", dict(zip(names, values, strict=True))
