@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-_PARAM_RE = re.compile(r"(?<!:):([a-z_]+)")
+_PARAM_RE = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
 class RawSQL:
