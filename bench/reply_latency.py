@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import select
 
-from tests.servers.dovecot import Dovecot  # noqa: E402
-from tests.servers.smtp import ScriptedSmtpServer  # noqa: E402
-from tests.workspace import email_template, make_app, write_campaign  # noqa: E402
-from worker.adapters.db import models as m  # noqa: E402
-from worker.runner import Runner  # noqa: E402
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import ScriptedSmtpServer
+from tests.workspace import email_template, make_app, write_campaign
+from worker.adapters.db import models as m
+from worker.runner import Runner
 
 CAMPAIGN = """
 name = "Latency"

@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiosmtplib  # noqa: E402
+import aiosmtplib
 
-from tests.servers.postgres import PostgresCluster  # noqa: E402
-from tests.servers.smtpsink import SmtpSink  # noqa: E402
-from tests.workspace import make_app, write_campaign  # noqa: E402
-from worker.adapters.db import models as m  # noqa: E402
-from worker.domain.leads import parse_lead  # noqa: E402
-from worker.runner import Runner  # noqa: E402
+from tests.servers.postgres import PostgresCluster
+from tests.servers.smtpsink import SmtpSink
+from tests.workspace import make_app, write_campaign
+from worker.adapters.db import models as m
+from worker.domain.leads import parse_lead
+from worker.runner import Runner
 
 CAMPAIGN = """
 name = "Throughput"

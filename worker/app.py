@@ -125,12 +125,11 @@ class App:
     def sender(self) -> Sender:
         if self.settings.outbound.transport == "maildir":
             from worker.adapters.maildir_outbox import MaildirSender
-            return MaildirSender(Path(self.settings.outbound.maildir),  # type: ignore[return-value]
-                                 connections=1)
+            return MaildirSender(Path(self.settings.outbound.maildir), connections=1)
         from worker.adapters.smtp import SmtpSender
         boxes = {DEFAULT_MAILBOX: self.settings.smtp,
                  **{name: mb.smtp for name, mb in self.settings.mailboxes.items()}}
-        return SmtpSender(boxes)  # type: ignore[return-value]
+        return SmtpSender(boxes)
 
     @cached_property
     def inbound(self) -> list[Mailbox]:

@@ -238,7 +238,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
                     raise ConfigError(".".join(parts), "is not a section", name)
                 node = nxt
             node[parts[-1]] = _EnvValue(value, name)
-    settings = _build(Settings, data, "", source)
+    settings: Settings = _build(Settings, data, "", source)
     _validate(settings)
     return dataclasses.replace(settings, source=source)
 
@@ -306,7 +306,7 @@ def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
         raise ConfigError(dotted, f"must be true or false (got {value!r})", where)
     if hint is int:
         try:
-            if isinstance(value, bool) or isinstance(value, float):
+            if isinstance(value, (bool, float)):
                 raise ValueError
             return int(value)
         except (TypeError, ValueError):

@@ -51,10 +51,10 @@ def detect_format(path: Path, first_char: str) -> str:
     return "jsonl" if first_char in "{[" else "csv"
 
 
-class _Counting(io.TextIOBase):
+class _Counting:
     """Counts physical lines as the csv module reads them."""
 
-    def __init__(self, stream: io.TextIOBase) -> None:
+    def __init__(self, stream: io.TextIOWrapper) -> None:
         self.stream = stream
         self.lines = 0
 
@@ -105,7 +105,7 @@ def _csv_rows(stream: io.TextIOWrapper, head: str) -> Iterator[Row]:
         dialect: type[csv.Dialect] = csv.Sniffer().sniff(head.split("\n", 1)[0], ",;\t|")
     except csv.Error:
         dialect = csv.excel
-    counting = _Counting(stream)  # type: ignore[arg-type]
+    counting = _Counting(stream)
     reader = csv.reader(counting, dialect)
     try:
         header = next(reader)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from worker.app import App
 
 log = logging.getLogger(__name__)
-_SUBJECT_TOKEN_RE = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16})", re.I)
+_SUBJECT_TOKEN_RE = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16})", re.IGNORECASE)
 EXCERPT_CHARS = 4000
 
 
@@ -111,8 +111,8 @@ class InboxService:
                 return Match(sent.lead_id, sent, rule)
         if result.cls == InboundClass.BOUNCE or parsed.original_message_id or \
                 parsed.final_recipients:
-            ids = [parsed.original_message_id] if parsed.original_message_id else []
-            sent = self.db.sent_by_message_ids([*ids, *parsed.original_references])
+            originals = [parsed.original_message_id] if parsed.original_message_id else []
+            sent = self.db.sent_by_message_ids([*originals, *parsed.original_references])
             if sent is not None:
                 return Match(sent.lead_id, sent, "dsn_message_id")
             for address in parsed.final_recipients:

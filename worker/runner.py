@@ -9,6 +9,7 @@ instant repeats at most one mail per open connection, with the same Message-ID.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -214,7 +215,7 @@ class Runner:
                    asyncio.create_task(self.stop_event.wait())]
         if self.inflight:
             waiters.append(asyncio.create_task(self.drained.wait()))
-        done, pending = await asyncio.wait(waiters, timeout=delay,
+        _, pending = await asyncio.wait(waiters, timeout=delay,
                                            return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
@@ -223,10 +224,8 @@ class Runner:
     async def _wait_drained(self) -> None:
         while self.inflight and not self.stop_event.is_set():
             self.drained.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.drained.wait(), timeout=0.5)
-            except TimeoutError:
-                pass
 
     def _queue(self, mailbox: str) -> asyncio.Queue[Job]:
         if mailbox not in self.queues:
@@ -373,10 +372,8 @@ class Runner:
             await self._db(self.app.db.mark_notification, note.id, error)
 
     async def _wait_stop(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     async def _db(self, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self.plan_pool, fn, *args)
@@ -417,7 +414,7 @@ class Runner:
             task.cancel()  # blocked on an empty queue: nothing in flight
         busy = [t for t in self.channel_tasks if not t.done() and t not in idle]
         if busy:
-            done, pending = await asyncio.wait(busy, timeout=self.settings.worker.grace_s)
+            _, pending = await asyncio.wait(busy, timeout=self.settings.worker.grace_s)
             for task in pending:
                 task.cancel()  # past the grace period: the mail stays handed over, resent later
         await asyncio.gather(*self.channel_tasks, return_exceptions=True)

@@ -102,7 +102,7 @@ class Service:
         lead_in = parse_lead({"email": email, "fields": dict(fields)})
         self.refuse_suppressed(lead_in.email)
         lead_id = self.db.upsert_leads([(lead_in, source)])[0].lead_id
-        count, types = self.db.add_event(lead_id, kind, lead_in.fields, source)
+        _, types = self.db.add_event(lead_id, kind, lead_in.fields, source)
         contact = kind == "contact_request"
         lead = self.db.lead_by_id(lead_id)
         assert lead is not None

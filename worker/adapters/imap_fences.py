@@ -7,6 +7,7 @@ together with its socket, in IDLE or between polls. The watcher syncs and answer
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -58,10 +59,8 @@ class FenceQueue:
             if not self._serving:
                 return None
             self._requests.append(request)
-            try:
+            with contextlib.suppress(OSError):  # a full pipe: the watcher wakes up anyway
                 os.write(self._write_fd, b"x")
-            except OSError:
-                pass  # the pipe is full: the watcher wakes up anyway
         if not request.done.wait(timeout_s):
             with self._lock:
                 if request in self._requests:

@@ -6,6 +6,7 @@ sees half a mail; nothing else is written there.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import socket
@@ -29,6 +30,10 @@ class MaildirChannel:
         self.host = socket.gethostname().replace("/", "_").replace(":", "_")
 
     async def send(self, envelope: Envelope) -> SendResult:
+        # fsync blocks: keep it off the event loop.
+        return await asyncio.to_thread(self._write, envelope)
+
+    def _write(self, envelope: Envelope) -> SendResult:
         name = f"{time.time_ns()}.P{os.getpid()}Q{next(self._counter)}.{self.host}"
         tmp = self.root / "tmp" / name
         data = envelope.data.replace(b"\r\n", b"\n")

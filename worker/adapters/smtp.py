@@ -8,6 +8,7 @@ Throttling answers (421, 454, 4.7.x) are not retried here: the worker slows the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 
@@ -38,7 +39,7 @@ class SmtpChannel:
         s = self.settings
         client = aiosmtplib.SMTP(
             hostname=s.host, port=s.port, timeout=s.timeout_s, use_tls=s.tls == "tls",
-            start_tls=True if s.tls == "starttls" else False,
+            start_tls=s.tls == "starttls",
             tls_context=_tls_context() if s.tls != "none" else None)
         try:
             await client.connect()
@@ -94,10 +95,8 @@ class SmtpChannel:
     async def _drop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail any way
                 client.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail any way
-                pass
 
     async def close(self) -> None:
         client, self._client = self._client, None

@@ -13,7 +13,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,7 +21,7 @@ from worker.app import App
 from worker.catalog import load_catalog, resolve_targets
 from worker.config import Settings
 from worker.domain import schedule, sequence
-from worker.domain.campaigns import Campaign, Step
+from worker.domain.campaigns import Campaign, Issue, Step
 from worker.domain.leads import parse_lead
 from worker.domain.model import SAMPLE_LEAD, Lead
 from worker.domain.sequence import PriorTouch, TouchPlan
@@ -73,15 +73,15 @@ def lint(camp: Campaign, factory: MailFactory) -> list[Problem]:
     except ValueError as exc:
         problems.append(Problem(camp.file, camp.lines.get("window", 1), str(exc)))
         return problems
-    items: list[Step | object] = [*camp.steps, *camp.issues]
+    items: list[Step | Issue] = [*camp.steps, *camp.issues]
     for item in items:
-        step_id = getattr(item, "id")
+        step_id = item.id
         if step_id not in camp.mails:
             continue
         mail = camp.mails[step_id]
         for lead, who in ((SAMPLE_LEAD, ""), (MINIMAL_LEAD, " (for a lead with only an email "
                                                           "address)")):
-            touch = TouchPlan(item, "email", touch_number=1)  # type: ignore[arg-type]
+            touch = TouchPlan(item, "email", touch_number=1)
             try:
                 envelope, _, rendered = factory.build_full(camp, touch, lead, 0, now)
             except TemplateError as exc:
@@ -171,7 +171,7 @@ def _touch(camp: Campaign, step_id: str, lead: Lead, factory: MailFactory,
     try:
         item = camp.step(step_id)
     except KeyError:
-        ids = ", ".join(x.id for x in (*camp.steps, *camp.issues) if x.id in camp.mails)
+        ids = ", ".join(i for i in camp.mails)
         raise NotFound(f"{camp.slug} has no email step {step_id!r} (email steps: {ids})") from None
     if step_id not in camp.mails:
         raise UserError(f"{camp.slug}: step {step_id!r} is a task, not an email")
@@ -224,7 +224,7 @@ def simulate(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     return 0
 
 
-def _start(value: str | None, tz: schedule.ZoneInfo) -> datetime:
+def _start(value: str | None, tz: tzinfo) -> datetime:
     if not value:
         return datetime.now(UTC).replace(second=0, microsecond=0)
     try:

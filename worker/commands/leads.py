@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -52,7 +53,7 @@ def import_leads(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
             else:
                 keep.append((row, inp))
         results = app.db.upsert_leads([(inp, f"import:{path.name}") for _, inp in keep])
-        for (row, inp), result in zip(keep, results, strict=True):
+        for (_, inp), result in zip(keep, results, strict=True):
             counts[result.outcome] += 1
             for slug in app.service.campaigns_for(inp, args.campaign):
                 app.service.enroll(result.lead_id, slug, reason=f"import {path.name}")
@@ -92,15 +93,16 @@ class _progress:
 
     def __init__(self, path: Path) -> None:
         self.total = path.stat().st_size
-        self.bar = None
+        self.bar: Any = None
 
     def __enter__(self) -> Callable[[int], None]:
         if sys.stderr.isatty() and self.total > 256 * 1024:
             from rich.progress import Progress
-            self.bar = Progress(transient=True)
-            self.bar.start()  # type: ignore[attr-defined]
-            task = self.bar.add_task("importing", total=self.total)  # type: ignore[attr-defined]
-            return lambda pos: self.bar.update(task, completed=pos)  # type: ignore[union-attr]
+            bar = Progress(transient=True)
+            bar.start()
+            task = bar.add_task("importing", total=self.total)
+            self.bar = bar
+            return lambda pos: bar.update(task, completed=pos)
         return lambda pos: None
 
     def __exit__(self, *exc: object) -> None:

@@ -6,6 +6,7 @@ module does no I/O of its own.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -100,7 +101,8 @@ class Campaign:
         return f"{self.path}/campaign.toml"
 
     def step(self, step_id: str) -> Step | Issue:
-        for item in (*self.steps, *self.issues):
+        items: list[Step | Issue] = [*self.steps, *self.issues]
+        for item in items:
             if item.id == step_id:
                 return item
         raise KeyError(step_id)
@@ -136,7 +138,8 @@ def locate_keys(text: str) -> dict[str, int]:
 
 class _Checker:
     def __init__(self, file: str, lines: dict[str, int]) -> None:
-        self.file, self.lines, self.problems = file, lines, []  # type: list[Problem]
+        self.file, self.lines = file, lines
+        self.problems: list[Problem] = []
 
     def add(self, key: str, message: str, file: str | None = None, line: int | None = None) -> None:
         if line is None:
@@ -395,10 +398,8 @@ def _issues(source: CampaignSource, renderer: Renderer, camp: Campaign,
         mail = camp.mails[issue_id]
         send_on = mail.front.get("send_on")
         if isinstance(send_on, str):
-            try:
+            with contextlib.suppress(ValueError):
                 send_on = date.fromisoformat(send_on)
-            except ValueError:
-                pass
         if not isinstance(send_on, date):
             check.add("kind", "front matter needs 'send_on: YYYY-MM-DD'",
                       file=f"{source.path}/{rel}", line=front_matter_line(mail.source, "send_on"))

@@ -23,9 +23,9 @@ MAX_VALUE_LENGTH = 2000
 FREE_MAIL_DOMAINS = frozenset("""
 gmail.com googlemail.com yahoo.com yahoo.co.uk yahoo.fr yahoo.de ymail.com hotmail.com
 hotmail.co.uk hotmail.fr hotmail.de outlook.com live.com msn.com aol.com icloud.com me.com
-mac.com gmx.de gmx.net gmx.com web.de t-online.de proton.me protonmail.com mail.com
-yandex.ru mail.ru qq.com 163.com orange.fr free.fr laposte.net libero.it virgilio.it
-fastmail.com zoho.com hey.com tutanota.com comcast.net verizon.net
+mac.com gmx.de gmx.net gmx.com web.de t-online.de proton.me protonmail.com mail.com yandex.ru
+mail.ru qq.com 163.com orange.fr free.fr laposte.net libero.it virgilio.it fastmail.com zoho.com
+hey.com tutanota.com comcast.net verizon.net
 """.split())
 
 
@@ -150,7 +150,7 @@ def _field_name(name: str) -> str:
 
 
 def _field_value(name: str, value: Any) -> Any:
-    if isinstance(value, bool) or isinstance(value, (int, float)):
+    if isinstance(value, (bool, int, float)):
         return value
     text = check_text(name, value)
     return _coerce(text) if text is not None else None

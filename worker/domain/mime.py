@@ -12,10 +12,10 @@ import binascii
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
-from datetime import datetime
+from functools import lru_cache
 
 CRLF = "\r\n"
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]+")

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 
-class EnrollmentStatus(str, enum.Enum):
+class EnrollmentStatus(enum.StrEnum):
     ACTIVE = "active"
     WAITING = "waiting"
     PAUSED = "paused"
@@ -26,12 +26,12 @@ OPEN_STATUSES = (EnrollmentStatus.ACTIVE, EnrollmentStatus.WAITING, EnrollmentSt
 DUE_STATUSES = (EnrollmentStatus.ACTIVE, EnrollmentStatus.WAITING)
 
 
-class TouchKind(str, enum.Enum):
+class TouchKind(enum.StrEnum):
     EMAIL = "email"
     TASK = "task"
 
 
-class TouchState(str, enum.Enum):
+class TouchState(enum.StrEnum):
     PLANNED = "planned"          # recorded, not yet handed to any server
     HANDED_OVER = "handed_over"  # the SMTP transaction may have started
     ACCEPTED = "accepted"        # the server answered 250
@@ -43,7 +43,7 @@ class TouchState(str, enum.Enum):
     DONE = "done"                # task done
 
 
-class InboundClass(str, enum.Enum):
+class InboundClass(enum.StrEnum):
     HUMAN = "human"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
@@ -51,7 +51,7 @@ class InboundClass(str, enum.Enum):
     OTHER = "other"
 
 
-class SuppressionReason(str, enum.Enum):
+class SuppressionReason(enum.StrEnum):
     BOUNCED = "bounced"
     UNSUBSCRIBED = "unsubscribed"
     COMPLAINED = "complained"

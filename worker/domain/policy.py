@@ -35,7 +35,7 @@ def is_recipient_rejection(code: int | None, text: str) -> bool:
         return status.startswith("5.1.")
     return code in (550, 551, 553) and bool(re.search(
         r"no such user|user unknown|unknown user|does not exist|mailbox unavailable|"
-        r"invalid recipient|recipient rejected|address rejected", text or "", re.I))
+        r"invalid recipient|recipient rejected|address rejected", text or "", re.IGNORECASE))
 
 
 def warmup_cap(start: int, daily_cap: int, ramp_days: int, first: datetime | None,
@@ -47,7 +47,7 @@ def warmup_cap(start: int, daily_cap: int, ramp_days: int, first: datetime | Non
     day = 0 if first is None else max((now - first).days, 0)
     if daily_cap and ramp_days:
         return min(daily_cap, start + (daily_cap - start) * day // ramp_days)
-    ramp = start * (2 ** min(day, 30))
+    ramp: int = start * (2 ** min(day, 30))
     return min(ramp, daily_cap) if daily_cap else ramp
 
 

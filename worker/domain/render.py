@@ -23,7 +23,7 @@ from markdown_it import MarkdownIt
 
 from worker.errors import TemplateError
 
-_JINJA_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+_JINJA_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _TOKEN_RE = re.compile(r"XJNJ(\d{5})X")
 _INCLUDE_RE = re.compile(r"\{%-?\s*include\s+[\"']([^\"']+)[\"']\s*-?%\}")
 _CONTENT_RE = re.compile(r"\{\{\s*content\s*\}\}")

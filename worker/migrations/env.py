@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from worker.adapters.db.models import Base
 
@@ -19,7 +20,7 @@ def run() -> None:
         _run(conn)
 
 
-def _run(conn: object) -> None:
+def _run(conn: Connection) -> None:
     context.configure(connection=conn, target_metadata=Base.metadata,
                       render_as_batch=True, compare_type=True)
     with context.begin_transaction():

@@ -152,7 +152,7 @@ class InboxMixin(BaseStore):
             set_={"holder": stmt.excluded.holder, "until": stmt.excluded.until},
             where=(m.Lease.holder == holder) | (m.Lease.until < now)).returning(m.Lease.holder)
         with self.session() as s:
-            return s.scalar(stmt) == holder
+            return bool(s.scalar(stmt) == holder)
 
     def release_lease(self, name: str, holder: str) -> None:
         with self.session() as s:

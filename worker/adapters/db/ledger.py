@@ -9,16 +9,16 @@ handed over while its enrolment is still claimed by this worker.
 from __future__ import annotations
 
 import dataclasses
-from functools import cached_property
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from worker.adapters.db import models as m
 from worker.adapters.db import sql
@@ -210,7 +210,7 @@ class SendingMixin(BaseStore):
             for t in touches:
                 if t.kind == "email" and t.mailbox:
                     emails_by_box[t.mailbox].append(t)
-            for box, items in (caps and emails_by_box.items() or ()):
+            for box, items in ((caps and emails_by_box.items()) or ()):
                 if box not in caps:  # type: ignore[operator]
                     continue
                 self._lock(s, f"cap:{box}", now)

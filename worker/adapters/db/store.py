@@ -214,10 +214,11 @@ class Store(BaseStore):
         with self.session() as s:
             for h, reason in s.execute(select(m.Suppression.email_hash, m.Suppression.reason)
                                        .where(m.Suppression.email_hash.in_(list(hashes)))):
-                out[hashes[h]] = reason
+                if h is not None:
+                    out[hashes[h]] = reason
             for d, reason in s.execute(select(m.Suppression.domain, m.Suppression.reason)
                                        .where(m.Suppression.domain.in_(list(domains)))):
-                for e in domains[d]:
+                for e in domains.get(d or "", []):
                     out.setdefault(e, reason)
         return out
 

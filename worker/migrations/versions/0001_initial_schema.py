@@ -6,9 +6,8 @@ Create Date: 2026-11-23
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
@@ -17,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('idempotency_keys',
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('status', sa.Integer(), nullable=False),
@@ -233,12 +232,12 @@ def upgrade() -> None:
     with op.batch_alter_table('inbound', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_inbound_lead_id'), ['lead_id'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
     op.drop_table('notifications')
-    
+
     with op.batch_alter_table('inbound', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbound_lead_id'))
 
@@ -279,4 +278,4 @@ def downgrade() -> None:
     op.drop_table('leases')
     op.drop_table('leads')
     op.drop_table('idempotency_keys')
-    
+
