@@ -120,7 +120,7 @@ def main() -> int:
                        SMTP__HOST="127.0.0.1", SMTP__PORT=str(sink.port),
                        SMTP__CONNECTIONS=str(args.connections), LOGGING__LEVEL="WARNING")
         enrol(app, args.count)
-        runner = Runner(app, once=True)
+        runner = Runner(app, once=True)  # --once uses the render process like `run` does
         start = time.perf_counter()
         if args.profile:
             cProfile.runctx("asyncio.run(runner.run())", globals(), locals(), args.profile)

@@ -105,6 +105,18 @@ class App:
         rules = Policy(w.late_policy, w.late_spread_h, self.settings.notify.default_owner or None)
         return Planner(self.db, self.catalog, self.factory, rules, w.retry_base_s, w.retry_max_s)
 
+    def start_render_pool(self) -> None:
+        """For `nurture run`: render big batches in separate processes (the second core)."""
+        if self.settings.worker.render_processes and self.planner.pool is None:
+            from worker.render_pool import RenderPool
+            self.planner.pool = RenderPool(self.settings, self.factory.key, self.factory.install,
+                                           self.settings.worker.render_processes)
+
+    def stop_render_pool(self) -> None:
+        if self.planner.pool is not None:
+            self.planner.pool.close()
+            self.planner.pool = None
+
     @cached_property
     def service(self) -> Service:
         from worker.service import Service

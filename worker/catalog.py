@@ -5,6 +5,7 @@ and the worker's log.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -80,6 +81,11 @@ class Catalog:
             first = self.problems[slug][0]
             raise NotFound(f"campaign {slug!r} has problems (run `nurture check {slug}`): {first}")
         raise NotFound(f"no campaign {slug!r} (known: {', '.join(sorted(self.campaigns)) or 'none'})")
+
+    @property
+    def digest(self) -> str:
+        """A short fingerprint of the files this catalog was read from."""
+        return hashlib.sha256(repr(self.signature).encode()).hexdigest()[:16]
 
     def all_problems(self) -> list[Problem]:
         return sorted(p for probs in self.problems.values() for p in probs)

@@ -148,7 +148,7 @@ class WorkerSettings:
     late_spread_h: float = 4.0
     retry_base_s: float = 60.0
     retry_max_s: float = 3600.0
-    max_attempts: int = 12
+    render_processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "logging.format": ("text", "json"),
 }
-_POSITIVE = {"connections", "batch_size", "lease_s", "heartbeat_s", "timeout_s", "max_attempts",
+_POSITIVE = {"connections", "batch_size", "lease_s", "heartbeat_s", "timeout_s",
              "pool_size", "poll_interval_s", "idle_renew_s", "max_body_bytes"}
 _TOP_LEVEL_SECRETS = {"SECRET_KEY": "secret_key", "API_TOKEN": "api_token"}
 

@@ -112,6 +112,7 @@ class Runner:
         app = self.app
         app.runner = self
         await self._db(app.start_worker)
+        app.start_render_pool()  # processes start only when a big batch first needs them
         restore = self._install_signals()
         side = [asyncio.create_task(self.ledger.run(), name="ledger")]
         for mailbox in app.inbound:
@@ -140,12 +141,14 @@ class Runner:
     # --- main loop ----------------------------------------------------------------------------
 
     async def _main(self) -> None:
+        # Up to two batches in flight: the next one is claimed and rendered while the
+        # channels send the current one.
         batch = self.settings.worker.batch_size
         while not self.stop_event.is_set():
             claimed = 0
-            room = batch - self.inflight
-            if room >= max(batch // 4, 1):
-                claimed = await self._pass(room)
+            ready = self.inflight <= batch
+            if ready:
+                claimed = await self._pass(batch)
             if self.once:
                 await self._send_notifications()
                 if claimed == 0:
@@ -153,7 +156,7 @@ class Runner:
                     if await self._db(self._due_now) == 0:
                         break
                 continue
-            if claimed == 0 or room < max(batch // 4, 1):
+            if claimed == 0 or not ready:
                 await self._sleep()
 
     def _due_now(self) -> int:
@@ -325,7 +328,7 @@ class Runner:
 
     def _done(self, job: Job) -> None:
         self.inflight -= 1
-        if self.inflight <= max(self.settings.worker.batch_size // 2, 0):
+        if self.inflight <= self.settings.worker.batch_size:
             self.drained.set()
 
     def _slow_down(self, mailbox: str) -> None:
@@ -430,6 +433,7 @@ class Runner:
         for mailbox in self.app.inbound:
             await asyncio.to_thread(mailbox.join, self.settings.worker.grace_s)
         await self.app.sender.close()
+        self.app.stop_render_pool()
         self.app.reset_doors()
         self.plan_pool.shutdown(wait=False)
         self.ledger_pool.shutdown(wait=False)

@@ -13,7 +13,7 @@ from worker.catalog import Catalog
 from worker.domain import policy, sequence
 from worker.domain.campaigns import Campaign
 from worker.domain.sequence import Plan, Policy, TouchPlan
-from worker.errors import TemplateError
+from worker.render_pool import RenderPool, RenderRequest, RenderResult, render_one
 from worker.logs import mask
 from worker.mailer import MailFactory
 from worker.ports import Envelope
@@ -24,6 +24,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MISSING_CAMPAIGN_RETRY = timedelta(minutes=15)
 CAP_RETRY = timedelta(minutes=10)
+
+
+@dataclass
+class _Pending:
+    """An email planned, waiting for its rendering."""
+
+    campaign: Campaign
+    claimed: Claimed
+    plan: Plan
+    request: RenderRequest
+    on_finish_due: datetime | None
 
 
 @dataclass
@@ -52,12 +63,14 @@ class Planner:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.rng = random.Random()
+        self.pool: RenderPool | None = None
 
     def prepare(self, claimed: list[Claimed], now: datetime) -> list[Job]:
         """Plan every claimed enrolment; record the plan in one transaction."""
         touches: list[PlannedTouch] = []
         changes: list[EnrollmentChange] = []
         jobs: list[Job] = []
+        pending: list[_Pending] = []
         suppressed = self.db.suppressed_among([c.item.lead.email for c in claimed])
         for c in claimed:
             item = c.item
@@ -77,7 +90,9 @@ class Planner:
                     reason=f"campaign {c.campaign!r} is not loaded (see `nurture check`)"))
                 continue
             plan = sequence.plan_due(campaign, item, now, self.rules, self.rng)
-            self._collect(campaign, c, plan, now, touches, changes, jobs)
+            self._collect(campaign, c, plan, now, touches, changes, pending)
+        for p, result in zip(pending, self.render([p.request for p in pending]), strict=True):
+            self._finish(p, result, now, touches, changes, jobs)
         caps = {box: fn for box in {j.envelope.mailbox for j in jobs}
                 if (fn := self.factory.mailboxes.cap(box)) is not None}
         refused = self.db.plan(touches, changes, now, caps or None)
@@ -96,9 +111,15 @@ class Planner:
             jobs = kept
         return jobs
 
+    def render(self, requests: list[RenderRequest]) -> list[RenderResult]:
+        """Render many mails: in the render process for a big batch, here otherwise."""
+        if self.pool is not None and len(requests) >= self.pool.min_batch:
+            return self.pool.render(requests, self.catalog.digest)
+        return [render_one(self.catalog, self.factory, r) for r in requests]
+
     def _collect(self, campaign: Campaign, c: Claimed, plan: Plan, now: datetime,
                  touches: list[PlannedTouch], changes: list[EnrollmentChange],
-                 jobs: list[Job]) -> None:
+                 pending: list[_Pending]) -> None:
         item = c.item
         lead = item.lead
         for t in plan.touches:
@@ -120,26 +141,34 @@ class Planner:
                 on_finish_due=on_finish_due))
             return
         assert after is not None
-        try:
-            envelope, subject = self.factory.build(campaign, plan.email, lead, item.enrollment_id,
-                                                   now)
-        except (TemplateError, ValueError) as exc:
-            reason = f"cannot render: {exc}"
+        pending.append(_Pending(campaign, c, plan, RenderRequest(
+            campaign.slug, plan.email, lead, item.enrollment_id, now), on_finish_due))
+
+    def _finish(self, p: _Pending, result: RenderResult, now: datetime,
+                touches: list[PlannedTouch], changes: list[EnrollmentChange],
+                jobs: list[Job]) -> None:
+        """A rendered (or failed) email: its touch row, and the job or the failure."""
+        item, plan, campaign = p.claimed.item, p.plan, p.campaign
+        lead = item.lead
+        assert plan.email is not None and plan.after is not None
+        row = self._touch_row(campaign, p.claimed, plan.email, now)
+        if result.envelope is None:
+            reason = f"cannot render: {result.error}"
             log.warning("action=render_failed campaign=%s step=%s lead=%s error=%r",
                         campaign.slug, plan.email.step.id, mask(lead.email), reason)
-            row = self._touch_row(campaign, c, plan.email, now)
             row.state, row.note = "failed", reason
             touches.append(row)
             changes.append(EnrollmentChange(item.enrollment_id, lead.id, status="failed",
                                             reason=reason, next_step=item.next_step))
             return
-        row = self._touch_row(campaign, c, plan.email, now)
-        row.message_id, row.mailbox, row.subject = envelope.message_id, envelope.mailbox, subject
+        envelope, after = result.envelope, plan.after
+        row.message_id, row.mailbox, row.subject = envelope.message_id, envelope.mailbox, \
+            result.subject
         touches.append(row)
         success = EnrollmentChange(item.enrollment_id, lead.id, next_step=after.next_step,
                                    next_due_at=after.next_due_at, status=after.status,
                                    reason=after.reason, on_finish=plan.on_finish,
-                                   on_finish_due=on_finish_due, basis_at=now)
+                                   on_finish_due=p.on_finish_due, basis_at=now)
         first = item.enrolled_at if plan.email.touch_number == 1 else None
         jobs.append(Job(envelope, item.enrollment_id, lead.id, campaign.slug, plan.email.step.id,
                         success, first_enrolled_at=first))
