@@ -28,23 +28,9 @@ from sqlalchemy import select
 
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import ScriptedSmtpServer
-from tests.workspace import email_template, make_app, write_campaign
+from tests.workspace import make_app, two_steps
 from worker.adapters.db import models as m
 from worker.runner import Runner
-
-CAMPAIGN = """
-name = "Latency"
-kind = "sequence"
-sender = "Dana <dana@acme.example>"
-[[step]]
-id = "one"
-wait = "0"
-template = "one.md"
-[[step]]
-id = "two"
-wait = "30d"
-template = "one.md"
-"""
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -82,7 +68,7 @@ def main() -> int:
     try:
         baseline = idle_baseline(dovecot, args.replies, args.interval)
         account = dovecot.add_user()
-        write_campaign(tmp / "campaigns", "latency", CAMPAIGN, {"one.md": email_template("Hi")})
+        two_steps(tmp, "latency", subject="Hi")
         app = make_app(tmp, OUTBOUND__TRANSPORT="smtp", SMTP__HOST=smtp.host,
                        SMTP__PORT=str(smtp.port), INBOUND__TRANSPORT="imap",
                        IMAP__HOST=account.host, IMAP__PORT=str(account.port),

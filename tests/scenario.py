@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -301,3 +302,17 @@ def report_json(sc: Scenario, *args: str) -> dict[str, Any]:
 
 def campaign(data: dict[str, Any], slug: str) -> dict[str, Any]:
     return next(c for c in data["campaigns"] if c["campaign"] == slug)
+
+
+@pytest.fixture(scope="session")
+def scenario(tmp_path_factory: pytest.TempPathFactory, dovecot: Dovecot) -> Iterator[Scenario]:
+    """The campaign played once for the whole run; tests that change data use a clone."""
+    root = tmp_path_factory.mktemp("scenario")
+    write_campaigns(root / "campaigns")
+    smtp = ScriptedSmtpServer().start()
+    try:
+        sc = Scenario(root, smtp, dovecot, dovecot.add_user())
+        sc.scripted = play(sc)
+        yield sc
+    finally:
+        smtp.close()

@@ -15,31 +15,15 @@ from sqlalchemy import func, select
 
 from tests.servers.dovecot import Account, Dovecot
 from tests.servers.smtp import ScriptedSmtpServer
-from tests.workspace import email_template, make_app, write_campaign
+from tests.workspace import make_app, two_steps
 from worker.adapters.db import models as m
 from worker.app import App
 from worker.runner import Runner
 
 pytestmark = pytest.mark.dovecot
 
-QUICK = """
-name = "Quick"
-kind = "sequence"
-sender = "Dana at Acme <dana@acme.example>"
-[[step]]
-id = "one"
-wait = "0"
-template = "one.md"
-[[step]]
-id = "two"
-wait = "4s"
-template = "two.md"
-"""
-
-
 def quick_app(tmp: Path, smtp: ScriptedSmtpServer, account: Account, **env: str) -> App:
-    write_campaign(tmp / "campaigns", "quick", QUICK, {
-        "one.md": email_template("Your report"), "two.md": email_template("Second")})
+    two_steps(tmp, "quick", second_wait="4s", subject="Your report")
     options = {"OUTBOUND__TRANSPORT": "smtp", "SMTP__HOST": smtp.host,
                "SMTP__PORT": str(smtp.port), "SMTP__CONNECTIONS": "2",
                "INBOUND__TRANSPORT": "imap", "IMAP__HOST": account.host,

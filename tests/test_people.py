@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-from collections.abc import Iterator
 from contextlib import redirect_stdout
 from datetime import timedelta
 from pathlib import Path
@@ -17,27 +16,13 @@ from typing import Any
 
 import pytest
 
-from tests.scenario import T0, FakeClock, Scenario, play, write_campaigns
-from tests.servers.dovecot import Dovecot
-from tests.servers.smtp import ScriptedSmtpServer
+from tests.scenario import T0, FakeClock, Scenario
 from worker.app import App
 from worker.commands.status import show_status
 from worker.config import load_settings
 
 pytestmark = pytest.mark.dovecot
 
-
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory, dovecot: Dovecot) -> Iterator[Scenario]:
-    root = tmp_path_factory.mktemp("people")
-    write_campaigns(root / "campaigns")
-    smtp = ScriptedSmtpServer().start()
-    try:
-        sc = Scenario(root, smtp, dovecot, dovecot.add_user())
-        sc.scripted = play(sc)
-        yield sc
-    finally:
-        smtp.close()
 
 
 def show(sc: Scenario, email: str, config: Path | None = None) -> dict[str, Any]:

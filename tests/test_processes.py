@@ -15,28 +15,14 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.servers.smtp import ScriptedSmtpServer
-from tests.workspace import REPO, email_template, env_for, make_app, write_campaign
+from tests.workspace import REPO, env_for, make_app, two_steps
 from worker.adapters.db import models as m
 from worker.app import App
 from worker.domain.leads import parse_lead
 
-CAMPAIGN = """
-name = "Burst"
-kind = "sequence"
-sender = "Dana <dana@acme.example>"
-[[step]]
-id = "one"
-wait = "0"
-template = "one.md"
-[[step]]
-id = "two"
-wait = "30d"
-template = "one.md"
-"""
-
 
 def workspace(tmp: Path, server: ScriptedSmtpServer, **env: str) -> tuple[App, dict[str, str]]:
-    write_campaign(tmp / "campaigns", "burst", CAMPAIGN, {"one.md": email_template("Hello")})
+    two_steps(tmp, "burst")
     options = {"OUTBOUND__TRANSPORT": "smtp", "SMTP__HOST": "127.0.0.1",
                "SMTP__PORT": str(server.port), "SMTP__CONNECTIONS": "4",
                "SMTP__TIMEOUT_S": "5", "LOGGING__LEVEL": "INFO", **env}

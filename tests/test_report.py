@@ -24,14 +24,6 @@ from typing import Any
 
 import pytest
 
-from tests.servers.dovecot import Dovecot
-from tests.servers.smtp import ScriptedSmtpServer
-from worker.app import App
-from worker.config import load_settings
-from worker.runner import Runner
-
-pytestmark = pytest.mark.dovecot
-
 from tests.scenario import (
     ARTIFACTS,
     GOLDEN,
@@ -48,19 +40,13 @@ from tests.scenario import (
     step_of,
     write_campaigns,
 )
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import ScriptedSmtpServer
+from worker.app import App
+from worker.config import load_settings
+from worker.runner import Runner
 
-
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory, dovecot: Dovecot) -> Iterator[Scenario]:
-    root = tmp_path_factory.mktemp("report")
-    write_campaigns(root / "campaigns")
-    smtp = ScriptedSmtpServer().start()
-    try:
-        sc = Scenario(root, smtp, dovecot, dovecot.add_user())
-        sc.scripted = play(sc)
-        yield sc
-    finally:
-        smtp.close()
+pytestmark = pytest.mark.dovecot
 
 
 def test_report_numbers_match_what_the_servers_saw(scenario: Scenario) -> None:

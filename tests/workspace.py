@@ -50,6 +50,23 @@ def write_campaign(root: Path, slug: str, toml: str, files: Mapping[str, str | b
     return folder
 
 
+def two_steps(tmp: Path, slug: str, second_wait: str = "30d", subject: str = "Hello") -> Path:
+    """A campaign whose first mail goes at once and whose second waits ``second_wait``."""
+    return write_campaign(tmp / "campaigns", slug, f"""
+        name = "{slug.title()}"
+        kind = "sequence"
+        sender = "Dana at Acme <dana@acme.example>"
+        [[step]]
+        id = "one"
+        wait = "0"
+        template = "one.md"
+        [[step]]
+        id = "two"
+        wait = "{second_wait}"
+        template = "one.md"
+        """, {"one.md": email_template(subject)})
+
+
 def email_template(subject: str, body: str = "Hello {{ lead.first_name | default('there') }}.") -> str:
     return f"---\nsubject: \"{subject}\"\n---\n{body}\n"
 

@@ -13,10 +13,10 @@ from worker.catalog import Catalog
 from worker.domain import policy, sequence
 from worker.domain.campaigns import Campaign
 from worker.domain.sequence import Plan, Policy, TouchPlan
-from worker.render_pool import RenderPool, RenderRequest, RenderResult, render_one
 from worker.logs import mask
 from worker.mailer import MailFactory
 from worker.ports import Envelope
+from worker.render_pool import RenderPool, RenderRequest, RenderResult, render_one
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database

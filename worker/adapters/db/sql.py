@@ -44,40 +44,9 @@ JOIN = _sql(
     "INSERT INTO enrollments (lead_id, campaign, status, next_step, next_due_at, enrolled_at, "
     "priority, attempts, updated_at) VALUES (:lead_id, :campaign, 'active', 0, :due, :now, 0, 0, "
     ":now) RETURNING id", "due", "now")
-HANDOVER = _sql(
-    "UPDATE touches SET state = 'handed_over', handed_at = :now WHERE message_id = :mid "
-    "AND state IN ('planned', 'handed_over') AND EXISTS (SELECT 1 FROM enrollments e "
-    "WHERE e.id = touches.enrollment_id AND e.claimed_by = :worker "
-    "AND e.status IN ('active', 'waiting'))", "now")
-WITHDRAW = _sql("UPDATE touches SET state = 'cancelled' WHERE message_id = :mid "
-                "AND state = 'planned'")
-# The common case of the ledger, for a whole group commit at once: a mail accepted, the
-# enrolment moves on. The schedule moves only while this worker holds the claim (a reply may
-# have taken it); SET sees the old row on both SQLite and PostgreSQL.
-ADVANCE = _sql(
-    "UPDATE enrollments SET next_step = :next_step, last_touch_at = :now, attempts = 0, "
-    "updated_at = :now, "
-    "next_due_at = CASE WHEN claimed_by = :worker THEN :next_due_at ELSE next_due_at END, "
-    "status = CASE WHEN claimed_by = :worker THEN 'active' ELSE status END, "
-    "status_reason = CASE WHEN claimed_by = :worker THEN NULL ELSE status_reason END, "
-    "claimed_until = CASE WHEN claimed_by = :worker THEN NULL ELSE claimed_until END, "
-    "claimed_by = CASE WHEN claimed_by = :worker THEN NULL ELSE claimed_by END "
-    "WHERE id = :eid", "now", "next_due_at")
-AUDIT_BACK_TO_ACTIVE = _sql(
-    "INSERT INTO status_changes (enrollment_id, lead_id, old, new, reason, at) "
-    "SELECT id, lead_id, status, 'active', 'step sent', :now FROM enrollments "
-    "WHERE id = :eid AND claimed_by = :worker AND status <> 'active'", "now")
-HANDOVER_MANY = _sql(
-    "UPDATE touches SET state = 'handed_over', handed_at = :now WHERE message_id IN :mids "
-    "AND state IN ('planned', 'handed_over') AND EXISTS (SELECT 1 FROM enrollments e "
-    "WHERE e.id = touches.enrollment_id AND e.claimed_by = :worker "
-    "AND e.status IN ('active', 'waiting')) RETURNING message_id", "now").bindparams(
-    bindparam("mids", expanding=True))
-WITHDRAW_MANY = text("UPDATE touches SET state = 'cancelled' WHERE message_id IN :mids "
-                     "AND state = 'planned'").bindparams(bindparam("mids", expanding=True))
 STATUS_OF = text("SELECT status FROM enrollments WHERE id = :eid")
 
-# The same statements for the raw-DBAPI path (``raw.py``): ``:name`` parameters, times as
+# The per-mail statements, for the raw-DBAPI path (``raw.py``): ``:name`` parameters, times as
 # the driver binds them, ``{marks}`` for an expanded IN list.
 RAW_RESULT = ("UPDATE touches SET state = :state, accepted_at = :accepted_at, smtp_code = :code, "
               "smtp_response = :response WHERE message_id = :mid")
