@@ -25,7 +25,8 @@ def workspace(tmp: Path, server: ScriptedSmtpServer, **env: str) -> tuple[App, d
     two_steps(tmp, "burst")
     options = {"OUTBOUND__TRANSPORT": "smtp", "SMTP__HOST": "127.0.0.1",
                "SMTP__PORT": str(server.port), "SMTP__CONNECTIONS": "4",
-               "SMTP__TIMEOUT_S": "5", "LOGGING__LEVEL": "INFO", **env}
+               "SMTP__TIMEOUT_S": "5", "LOGGING__LEVEL": "INFO",
+               "WORKER__PLANNING_PROCESS": "true", **env}
     app = make_app(tmp, **options)
     return app, env_for(tmp, **options)
 

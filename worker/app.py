@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from worker.adapters.db import Database
     from worker.adapters.db.models import Notification
     from worker.inbox import InboxService
+    from worker.planning import PlanningProcess
     from worker.runner import Runner
     from worker.sending import Planner
     from worker.service import Service
@@ -105,17 +106,12 @@ class App:
         rules = Policy(w.late_policy, w.late_spread_h, self.settings.notify.default_owner or None)
         return Planner(self.db, self.catalog, self.factory, rules, w.retry_base_s, w.retry_max_s)
 
-    def start_render_pool(self) -> None:
-        """For `nurture run`: render big batches in separate processes (the second core)."""
-        if self.settings.worker.render_processes and self.planner.pool is None:
-            from worker.render_pool import RenderPool
-            self.planner.pool = RenderPool(self.settings, self.factory.key, self.factory.install,
-                                           self.settings.worker.render_processes)
-
-    def stop_render_pool(self) -> None:
-        if self.planner.pool is not None:
-            self.planner.pool.close()
-            self.planner.pool = None
+    def planning_process(self) -> PlanningProcess | None:
+        """For `nurture run`: claim, plan and render in a second process (the second core)."""
+        if not self.settings.worker.planning_process:
+            return None
+        from worker.planning import PlanningProcess
+        return PlanningProcess(self.settings)
 
     @cached_property
     def service(self) -> Service:

@@ -6,6 +6,7 @@ Adapters implement them (``worker/adapters``); only ``worker/app.py`` picks whic
 from __future__ import annotations
 
 import threading
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -58,8 +59,26 @@ class Sender(Protocol):
     async def close(self) -> None: ...
 
 
+class Gate:
+    """Whether a mail may be handed over; known once the ledger has answered. A channel
+    prepares the transaction meanwhile (MAIL, RCPT, the message) and awaits the gate only
+    before the final step that hands the mail over, so the ledger's latency is hidden."""
+
+    def __init__(self, decision: Awaitable[Collection[str]], message_id: str) -> None:
+        self._decision = decision  # a task or future: the message ids allowed
+        self._message_id = message_id
+        self._allowed: bool | None = None
+
+    async def allowed(self) -> bool:
+        if self._allowed is None:
+            self._allowed = self._message_id in await self._decision
+        return self._allowed
+
+
 class Channel(Protocol):
-    async def send(self, envelope: Envelope) -> SendResult: ...
+    async def send(self, envelope: Envelope, gate: Gate | None = None) -> SendResult | None:
+        """Hand one mail over; None if the gate said no (the mail was withdrawn)."""
+        ...
 
     async def close(self) -> None: ...
 

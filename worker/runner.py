@@ -14,18 +14,21 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from worker.adapters.db.ledger import Outcome
 from worker.errors import PermanentDeliveryError, StoreError, TransientDeliveryError
+from worker.ports import Gate
 from worker.sending import Job
 
 if TYPE_CHECKING:
     from worker.app import App
+    from worker.planning import PlanningProcess
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -39,7 +42,10 @@ class Ledger:
         self.executor = executor
         self.pending: list[tuple[list[Outcome], list[str], asyncio.Future[set[str]]]] = []
         self.wake = asyncio.Event()
+        self.inline = app.db.is_sqlite
         self.commits = 0
+        self.commit_s = 0.0
+        self.committed = 0
 
     async def commit(self, outcomes: list[Outcome], hand_over: list[str]) -> set[str]:
         future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
@@ -57,10 +63,18 @@ class Ledger:
                 continue
             outcomes = [o for b in batch for o in b[0]]
             hand_over = [h for b in batch for h in b[1]]
+            started = time.perf_counter()
             try:
-                allowed = await loop.run_in_executor(
-                    self.executor, self.app.db.record, self.app.worker_id, outcomes, hand_over)
+                if self.inline:
+                    # SQLite answers in well under a millisecond: waiting for a thread to get
+                    # the interpreter lock back from a busy event loop costs more.
+                    allowed = self.app.db.record(self.app.worker_id, outcomes, hand_over)
+                else:
+                    allowed = await loop.run_in_executor(
+                        self.executor, self.app.db.record, self.app.worker_id, outcomes, hand_over)
                 self.commits += 1
+                self.committed += len(outcomes)
+                self.commit_s += time.perf_counter() - started
             except Exception as exc:  # noqa: BLE001 - every waiter must learn of the failure
                 for _, _, future in batch:
                     if not future.done():
@@ -87,12 +101,15 @@ class Runner:
         self.busy: set[asyncio.Task[Any]] = set()
         self.inflight = 0
         self.stats: Counter[str] = Counter()
+        self.timings: defaultdict[str, float] = defaultdict(float)
         self.plan_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-plan")
         self.ledger_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-ledger")
         self.ledger = Ledger(app, self.ledger_pool)
         self.throttled_until: dict[str, float] = {}
         self.started_at = time.monotonic()
         self.last_send_ok_at: datetime | None = None
+        self.planning: PlanningProcess | None = None
+        self.planning_ready = False
         self.last_send_error: str | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -111,10 +128,14 @@ class Runner:
         self.loop = asyncio.get_running_loop()
         app = self.app
         app.runner = self
+        side: list[asyncio.Task[Any]] = []
         await self._db(app.start_worker)
-        app.start_render_pool()  # processes start only when a big batch first needs them
+        if not self.once:
+            self.planning = app.planning_process()
+            if self.planning is not None:
+                side.append(asyncio.create_task(self._warm_up(self.planning), name="planning"))
         restore = self._install_signals()
-        side = [asyncio.create_task(self.ledger.run(), name="ledger")]
+        side.append(asyncio.create_task(self.ledger.run(), name="ledger"))
         for mailbox in app.inbound:
             mailbox.start(self.thread_stop)
         if not self.once:
@@ -136,6 +157,10 @@ class Runner:
                  "withdrawn=%d tasks=%d uptime_s=%.1f", app.worker_id, self.stats["accepted"],
                  self.stats["deferred"], self.stats["failed"], self.stats["bounced"],
                  self.stats["withdrawn"], self.stats["tasks"], time.monotonic() - self.started_at)
+        log.info("action=worker_timings plan_s=%.2f smtp_s=%.2f ledger_commits=%d "
+                 "ledger_s=%.2f mails_per_commit=%.1f", self.timings["plan_s"],
+                 self.timings["smtp_s"], self.ledger.commits, self.ledger.commit_s,
+                 self.ledger.committed / max(self.ledger.commits, 1))
         return 0
 
     # --- main loop ----------------------------------------------------------------------------
@@ -168,15 +193,19 @@ class Runner:
             return 0
         app = self.app
         now = app.clock.now()
+        started = time.perf_counter()
         try:
-            claimed = await self._db(app.db.claim_due, app.worker_id, now, room,
-                                     self.settings.worker.lease_s)
-            if not claimed:
-                return 0
-            jobs = await self._db(app.planner.prepare, claimed, now)
-        except StoreError as exc:
+            count, jobs = await self._plan(now, room)
+        except (StoreError, BrokenProcessPool) as exc:
             log.error("action=claim_failed error=%r", str(exc))
+            if isinstance(exc, BrokenProcessPool) and self.planning is not None:
+                # The planning process died: plan in this process from now on.
+                self.planning.close()
+                self.planning, self.planning_ready = None, False
             await asyncio.sleep(1.0)
+            return 0
+        self.timings["plan_s"] += time.perf_counter() - started
+        if not count:
             return 0
         self.stats["planned"] += len(jobs)
         for job in jobs:
@@ -184,7 +213,27 @@ class Runner:
             self.inflight += 1
         if jobs:
             self.drained.clear()
-        return len(claimed)
+        return count
+
+    async def _plan(self, now: datetime, room: int) -> tuple[int, list[Job]]:
+        """Claim, plan and render: in the planning process once it is up, here otherwise."""
+        app, lease = self.app, self.settings.worker.lease_s
+        if self.planning is not None and self.planning_ready:
+            return await asyncio.wrap_future(self.planning.submit_pass(
+                app.worker_id, now, room, lease, app.catalog.digest))
+        claimed = await self._db(app.db.claim_due, app.worker_id, now, room, lease)
+        if not claimed:
+            return 0, []
+        return len(claimed), await self._db(app.planner.prepare, claimed, now)
+
+    async def _warm_up(self, planning: PlanningProcess) -> None:
+        try:
+            await asyncio.wrap_future(planning.warm_up())
+        except Exception as exc:  # noqa: BLE001 - planning then stays in this process
+            log.error("action=planning_process_failed error=%r", str(exc))
+            return
+        self.planning_ready = planning is self.planning
+        log.info("action=planning_process_ready")
 
     async def _fence(self) -> bool:
         if not self.app.inbound:
@@ -242,6 +291,8 @@ class Runner:
     # --- channels -----------------------------------------------------------------------------
 
     async def _channel(self, mailbox: str, queue: asyncio.Queue[Job]) -> None:
+        """One connection: record the previous answer and mark the next mail handed over in
+        one commit, while the next transaction is prepared; hand it over once committed."""
         channel = await self.app.sender.open_channel(mailbox)
         me = asyncio.current_task()
         assert me is not None
@@ -258,20 +309,24 @@ class Runner:
                     self.busy.add(me)
                 elif not queue.empty() and not self.stop_event.is_set():
                     job = queue.get_nowait()
-                handing = [job.envelope.message_id] if job else []
-                allowed = await self._commit([outcome] if outcome else [], handing)
+                prior = [outcome] if outcome else []
+                if job is None:
+                    await self._commit(prior, [])
+                    if finished is not None:
+                        self._done(finished)
+                    outcome = finished = None
+                    continue
+                decision = asyncio.ensure_future(self._commit(prior, [job.envelope.message_id]))
+                await self._throttle_pause(mailbox)
+                sent = await self._send(channel, job, Gate(decision, job.envelope.message_id))
+                await decision  # the previous answer is durable
                 if finished is not None:
                     self._done(finished)
-                outcome = finished = None
-                if job is None:
-                    continue
-                if job.envelope.message_id not in allowed:
+                outcome, finished = sent, job
+                if sent is None:
                     self.stats["withdrawn"] += 1
                     self._done(job)
-                    continue
-                await self._throttle_pause(mailbox)
-                outcome = await self._send(channel, job)
-                finished = job
+                    outcome = finished = None
         finally:
             if outcome is not None:
                 try:
@@ -295,10 +350,14 @@ class Runner:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _send(self, channel: Any, job: Job) -> Outcome:
+    async def _send(self, channel: Any, job: Job, gate: Gate) -> Outcome | None:
         planner = self.app.planner
+        started = time.perf_counter()
         try:
-            result = await channel.send(job.envelope)
+            result = await channel.send(job.envelope, gate)
+            self.timings["smtp_s"] += time.perf_counter() - started
+            if result is None:
+                return None  # withdrawn: its enrolment lost the claim (a reply, a pause)
         except TransientDeliveryError as exc:
             self.stats["deferred"] += 1
             self.last_send_error = f"{exc.code or ''} {exc.message}".strip()[:300]
@@ -433,7 +492,8 @@ class Runner:
         for mailbox in self.app.inbound:
             await asyncio.to_thread(mailbox.join, self.settings.worker.grace_s)
         await self.app.sender.close()
-        self.app.stop_render_pool()
+        if self.planning is not None:
+            self.planning.close()
         self.app.reset_doors()
         self.plan_pool.shutdown(wait=False)
         self.ledger_pool.shutdown(wait=False)

@@ -12,11 +12,12 @@ from worker.adapters.db.ledger import Claimed, EnrollmentChange, Outcome, Planne
 from worker.catalog import Catalog
 from worker.domain import policy, sequence
 from worker.domain.campaigns import Campaign
+from worker.domain.model import Lead
 from worker.domain.sequence import Plan, Policy, TouchPlan
 from worker.logs import mask
 from worker.mailer import MailFactory
 from worker.ports import Envelope
-from worker.render_pool import RenderPool, RenderRequest, RenderResult, render_one
+from worker.errors import TemplateError
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
@@ -24,6 +25,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MISSING_CAMPAIGN_RETRY = timedelta(minutes=15)
 CAP_RETRY = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    campaign: str
+    touch: TouchPlan
+    lead: Lead
+    enrollment_id: int
+    now: datetime
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    envelope: Envelope | None
+    subject: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -63,7 +80,6 @@ class Planner:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.rng = random.Random()
-        self.pool: RenderPool | None = None
 
     def prepare(self, claimed: list[Claimed], now: datetime) -> list[Job]:
         """Plan every claimed enrolment; record the plan in one transaction."""
@@ -112,10 +128,19 @@ class Planner:
         return jobs
 
     def render(self, requests: list[RenderRequest]) -> list[RenderResult]:
-        """Render many mails: in the render process for a big batch, here otherwise."""
-        if self.pool is not None and len(requests) >= self.pool.min_batch:
-            return self.pool.render(requests, self.catalog.digest)
-        return [render_one(self.catalog, self.factory, r) for r in requests]
+        return [self._render_one(r) for r in requests]
+
+    def _render_one(self, request: RenderRequest) -> RenderResult:
+        """Build one mail; a template problem becomes an error result, never an exception."""
+        campaign = self.catalog.campaigns.get(request.campaign)
+        if campaign is None:
+            return RenderResult(None, error=f"campaign {request.campaign!r} is not loaded")
+        try:
+            envelope, subject = self.factory.build(campaign, request.touch, request.lead,
+                                                   request.enrollment_id, request.now)
+        except (TemplateError, ValueError) as exc:
+            return RenderResult(None, error=str(exc))
+        return RenderResult(envelope, subject)
 
     def _collect(self, campaign: Campaign, c: Claimed, plan: Plan, now: datetime,
                  touches: list[PlannedTouch], changes: list[EnrollmentChange],

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from worker.errors import TransientDeliveryError
-from worker.ports import Envelope, SendResult
+from worker.ports import Envelope, Gate, SendResult
 
 
 def ensure_maildir(root: Path) -> None:
@@ -29,7 +29,9 @@ class MaildirChannel:
         self.root = root
         self.host = socket.gethostname().replace("/", "_").replace(":", "_")
 
-    async def send(self, envelope: Envelope) -> SendResult:
+    async def send(self, envelope: Envelope, gate: Gate | None = None) -> SendResult | None:
+        if gate is not None and not await gate.allowed():
+            return None
         # fsync blocks: keep it off the event loop.
         return await asyncio.to_thread(self._write, envelope)
 

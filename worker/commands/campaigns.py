@@ -260,6 +260,7 @@ def send_test(args: argparse.Namespace, settings: Callable[[], Settings]) -> int
             result = await channel.send(envelope)
         finally:
             await channel.close()
+        assert result is not None  # no gate: never withdrawn
         return result.message
 
     answer = asyncio.run(go())
