@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from worker.cli import main
+if sys.argv[1:2] == ["run"]:
+    # Before any other import: a SIGTERM while the worker starts asks for a clean stop.
+    from worker.signals import catch_early_stop
+
+    catch_early_stop()
+
+from worker.cli import main  # noqa: E402
 
 sys.exit(main())

@@ -155,6 +155,9 @@ def _resolve(handler: str) -> Callable[[argparse.Namespace, Callable[[], Setting
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "run":
+        from worker.signals import catch_early_stop
+        catch_early_stop()  # before the heavy imports of the worker
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -27,7 +30,19 @@ log = logging.getLogger(__name__)
 _state: dict[str, App] = {}
 
 
-def _start(settings: Settings) -> None:
+def _watch_parent(parent: int) -> None:
+    """End this process when the worker is gone (a SIGKILL leaves us adopted by init)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    log.warning("action=planning_process_orphaned parent=%d", parent)
+    os._exit(0)
+
+
+def _start(settings: Settings, parent: int) -> None:
+    # The worker's pid comes from the worker: by the time this runs (after the imports) the
+    # worker may already be gone, and getppid() would name init.
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name="nurture-parent-watch").start()
     from worker import logs
     from worker.app import App
     logs.setup(settings.logging.level, settings.logging.format,
@@ -60,7 +75,7 @@ class PlanningProcess:
     def __init__(self, settings: Settings) -> None:
         self._executor = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start, initargs=(settings,))
+            initializer=_start, initargs=(settings, os.getpid()))
 
     def warm_up(self) -> Future[bool]:
         """Start the process now, so the first speed-to-lead mail does not wait for it."""

@@ -25,6 +25,7 @@ from worker.adapters.db.ledger import Outcome
 from worker.errors import PermanentDeliveryError, StoreError, TransientDeliveryError
 from worker.ports import Gate
 from worker.sending import Job
+from worker.signals import EARLY_STOP
 
 if TYPE_CHECKING:
     from worker.app import App
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+
 
 
 class Ledger:
@@ -129,12 +131,18 @@ class Runner:
         app = self.app
         app.runner = self
         side: list[asyncio.Task[Any]] = []
-        await self._db(app.start_worker)
+        restore = self._install_signals()
+        if EARLY_STOP.is_set():
+            self.stop_event.set()  # SIGTERM arrived while the process was starting
+        try:
+            await self._db(app.start_worker)
+        except BaseException:
+            restore()
+            raise
         if not self.once:
             self.planning = app.planning_process()
             if self.planning is not None:
                 side.append(asyncio.create_task(self._warm_up(self.planning), name="planning"))
-        restore = self._install_signals()
         side.append(asyncio.create_task(self.ledger.run(), name="ledger"))
         for mailbox in app.inbound:
             mailbox.start(self.thread_stop)

@@ -196,7 +196,7 @@ class Planner:
                                    on_finish_due=p.on_finish_due, basis_at=now)
         first = item.enrolled_at if plan.email.touch_number == 1 else None
         jobs.append(Job(envelope, item.enrollment_id, lead.id, campaign.slug, plan.email.step.id,
-                        success, first_enrolled_at=first))
+                        success, attempts=item.attempts, first_enrolled_at=first))
 
     @staticmethod
     def _touch_row(campaign: Campaign, c: Claimed, t: TouchPlan, now: datetime) -> PlannedTouch:

@@ -34,10 +34,11 @@ from worker.adapters.http_io import (
     HttpError,
     on_http_error,
     on_starlette_error,
+    on_store_error,
     on_unexpected,
 )
 from worker.adapters.http_pages import Pages
-from worker.errors import ConfigError
+from worker.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from worker.app import App
@@ -75,7 +76,8 @@ def build_asgi(ctx: Context) -> ASGIApp:
         Route("/metrics", pages.metrics, methods=["GET"]),
     ]
     starlette = Starlette(routes=routes, exception_handlers={
-        HttpError: on_http_error, HTTPException: on_starlette_error, Exception: on_unexpected})
+        HttpError: on_http_error, HTTPException: on_starlette_error, StoreError: on_store_error,
+        Exception: on_unexpected})
     http = ctx.app.settings.http
     return Boundary(starlette, http.max_body_bytes, http.timeout_s)
 

@@ -76,6 +76,14 @@ async def on_starlette_error(request: Request, exc: Exception) -> Response:
     return answer(exc.status_code, {"error": text}, exc.headers)
 
 
+async def on_store_error(request: Request, exc: Exception) -> Response:
+    """The database did not answer: a retry later may work."""
+    log.warning("action=http_store_failed route=%s error=%r", _route_of(request.url.path),
+                str(exc)[:300])
+    return answer(503, {"error": "the database is not answering; try again shortly"},
+                  {"Retry-After": "5"})
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     """Anything else: logged here with its traceback, answered with a bare 500."""
     log.error("action=http_failed method=%s route=%s error=%s", request.method,

@@ -42,6 +42,7 @@ class DueItem:
     enrolled_at: datetime
     last_touch_at: datetime | None
     touches: tuple[PriorTouch, ...] = ()
+    attempts: int = 0  # transient failures of the current step so far
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ class SendingMixin(BaseStore):
                                  .values(claimed_by=worker_id, claimed_until=until)
                                  .returning(E.id, E.lead_id, E.campaign, E.status, E.next_step,
                                             E.next_due_at, E.enrolled_at, E.last_touch_at,
-                                            E.priority)
+                                            E.priority, E.attempts)
                                  .execution_options(synchronize_session=False)).all()
                 claimed.extend(rows)
             if not claimed:
@@ -180,7 +180,8 @@ class SendingMixin(BaseStore):
                 prior[t.enrollment_id].append(PriorTouch(t.step_id, t.kind, t.state, t.message_id,
                                                          t.subject, t.accepted_at or t.created_at))
         return [Claimed(DueItem(r.id, leads[r.lead_id], r.status, r.next_step, r.next_due_at,
-                                r.enrolled_at, r.last_touch_at, tuple(prior[r.id])),
+                                r.enrolled_at, r.last_touch_at, tuple(prior[r.id]),
+                                r.attempts or 0),
                         r.campaign, r.priority) for r in claimed]
 
     def mailbox_usage(self, mailbox: str, now: datetime) -> tuple[int, int, datetime | None]:
@@ -331,6 +332,8 @@ class SendingMixin(BaseStore):
                         if withdrawn:
                             marks, params = raw.in_list("m", withdrawn)
                             cur.execute(raw.sql(sql.RAW_WITHDRAW.format(marks=marks)), params)
+                            cur.execute(raw.sql(sql.RAW_RELEASE_WITHDRAWN.format(marks=marks)),
+                                        {**params, "worker": worker_id})
                 finally:
                     cur.close()
         except (OperationalError, DBAPIError) as exc:

@@ -56,7 +56,11 @@ RAW_AUDIT = ("INSERT INTO status_changes (enrollment_id, lead_id, old, new, reas
 RAW_ADVANCE = (
     "UPDATE enrollments SET next_step = :next_step, last_touch_at = :now, attempts = 0, "
     "updated_at = :now, "
-    "next_due_at = CASE WHEN claimed_by = :worker THEN :next_due_at ELSE next_due_at END, "
+    # The schedule follows the step even if another worker took the claim over meanwhile
+    # (a lease that ran out mid-send); an out-of-office date already later is kept.
+    "next_due_at = CASE WHEN claimed_by = :worker THEN :next_due_at "
+    "WHEN status IN ('active', 'waiting') THEN CASE WHEN next_due_at > :next_due_at "
+    "THEN next_due_at ELSE :next_due_at END ELSE next_due_at END, "
     "status = CASE WHEN claimed_by = :worker THEN 'active' ELSE status END, "
     "status_reason = CASE WHEN claimed_by = :worker THEN NULL ELSE status_reason END, "
     "claimed_until = CASE WHEN claimed_by = :worker THEN NULL ELSE claimed_until END, "
@@ -68,3 +72,8 @@ RAW_HANDOVER = (
     "WHERE e.id = touches.enrollment_id AND e.claimed_by = :worker "
     "AND e.status IN ('active', 'waiting')) RETURNING message_id")
 RAW_WITHDRAW = "UPDATE touches SET state = 'cancelled' WHERE message_id IN {marks} AND state = 'planned'"
+# A withdrawn mail's enrolment is not ours to keep: release it (else the heartbeat would renew
+# a claim nobody acts on, and its next step could never be claimed).
+RAW_RELEASE_WITHDRAWN = ("UPDATE enrollments SET claimed_by = NULL, claimed_until = NULL "
+                         "WHERE claimed_by = :worker AND id IN (SELECT enrollment_id FROM touches "
+                         "WHERE message_id IN {marks})")
