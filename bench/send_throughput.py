@@ -12,9 +12,9 @@ bare loop at 10,000 messages).
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
 import cProfile
+import os
 import shutil
 import sys
 import tempfile

@@ -10,6 +10,6 @@ if sys.argv[1:2] == ["run"]:
 
     catch_early_stop()
 
-from worker.cli import main  # noqa: E402
+from worker.cli import main
 
 sys.exit(main())

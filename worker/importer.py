@@ -10,12 +10,15 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-csv.field_size_limit(1 << 20)
+from worker.domain.leads import printable
+
+MAX_FIELD_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -29,17 +32,21 @@ class ImportFileError(Exception):
     """The file as a whole cannot be read (empty, no header, no email column)."""
 
 
-def detect_encoding(path: Path) -> str:
-    """``utf-8-sig`` when the file is valid UTF-8 (with or without BOM), else ``cp1252``:
-    spreadsheets often save Latin-1/Windows-1252; decoding it as such keeps every row."""
+def detect_encoding(path: Path) -> tuple[str, bool]:
+    """(encoding, clean). A file valid as UTF-8 (with or without BOM) is ``utf-8-sig``; a file
+    with a UTF-8 BOM stays UTF-8 (stray bytes replaced); any other is read as ``cp1252``,
+    as spreadsheets save Latin-1/Windows-1252, which keeps every row."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            try:
+        bom = handle.read(3) == codecs.BOM_UTF8
+        handle.seek(0)
+        try:
+            while chunk := handle.read(1 << 20):
                 decoder.decode(chunk)
-            except UnicodeDecodeError:
-                return "cp1252"
-    return "utf-8-sig"
+            decoder.decode(b"", final=True)  # a sequence cut at the end of the file
+        except UnicodeDecodeError:
+            return ("utf-8-sig", False) if bom else ("cp1252", False)
+    return "utf-8-sig", True
 
 
 def detect_format(path: Path, first_char: str) -> str:
@@ -94,6 +101,9 @@ def _json_rows(stream: io.TextIOWrapper) -> Iterator[Row]:
         except json.JSONDecodeError as exc:
             yield Row(number, None, f"not valid JSON: {exc.msg} (column {exc.colno})")
             continue
+        except (ValueError, RecursionError) as exc:  # huge numbers, absurd nesting
+            yield Row(number, None, f"not usable JSON: {str(exc)[:100]}")
+            continue
         if not isinstance(data, dict):
             yield Row(number, None, "expected a JSON object of lead fields")
             continue
@@ -101,12 +111,18 @@ def _json_rows(stream: io.TextIOWrapper) -> Iterator[Row]:
 
 
 def _csv_rows(stream: io.TextIOWrapper, head: str) -> Iterator[Row]:
+    # Only the delimiter comes from the sniffer (from the header line, whatever ends it);
+    # quoting stays RFC 4180, where "" inside a quoted value is one quote.
+    first = re.split(r"\r\n|\r|\n", head, maxsplit=1)[0]
     try:
-        dialect: type[csv.Dialect] = csv.Sniffer().sniff(head.split("\n", 1)[0], ",;\t|")
+        delimiter = csv.Sniffer().sniff(first, ",;\t|").delimiter
     except csv.Error:
-        dialect = csv.excel
+        delimiter = ","
+    # A long value is read whole and refused by its length (rather than the csv module
+    # giving up inside the quotes and reading the rest of the value as rows).
+    csv.field_size_limit(MAX_FIELD_BYTES)
     counting = _Counting(stream)
-    reader = csv.reader(counting, dialect)
+    reader = csv.reader(counting, csv.excel, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -121,10 +137,12 @@ def _csv_rows(stream: io.TextIOWrapper, head: str) -> Iterator[Row]:
                 names[i] = "email"
                 break
         else:
-            raise ImportFileError(f"line 1: no 'email' column in the header ({', '.join(header)})")
+            shown = ", ".join(printable(h) for h in header)
+            raise ImportFileError(f"line 1: no 'email' column in the header ({shown})")
     dupes = {n for n in names if names.count(n) > 1 and n}
     if dupes:
-        raise ImportFileError(f"line 1: column named twice: {', '.join(sorted(dupes))}")
+        raise ImportFileError(f"line 1: column named twice: "
+                              f"{', '.join(printable(d) for d in sorted(dupes))}")
     last = counting.lines
     while True:
         start = last + 1

@@ -139,23 +139,26 @@ class Runner:
         except BaseException:
             restore()
             raise
-        if not self.once:
-            self.planning = app.planning_process()
-            if self.planning is not None:
-                side.append(asyncio.create_task(self._warm_up(self.planning), name="planning"))
-        side.append(asyncio.create_task(self.ledger.run(), name="ledger"))
-        for mailbox in app.inbound:
-            mailbox.start(self.thread_stop)
-        if not self.once:
-            side.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
-            side.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-            server = await app.start_http(self)
-            if server is not None:
-                side.append(server)
-        log.info("action=worker_start worker=%s once=%s outbound=%s inbound=%s campaigns=%d",
-                 app.worker_id, self.once, self.settings.outbound.transport,
-                 self.settings.inbound.transport, len(app.catalog.campaigns))
         try:
+            # Everything started from here on is stopped by _shutdown, even if a later start
+            # fails (a busy HTTP port, an unreachable mailbox).
+            if not self.once:
+                self.planning = app.planning_process()
+                if self.planning is not None:
+                    side.append(asyncio.create_task(self._warm_up(self.planning),
+                                                    name="planning"))
+            side.append(asyncio.create_task(self.ledger.run(), name="ledger"))
+            for mailbox in app.inbound:
+                mailbox.start(self.thread_stop)
+            if not self.once:
+                side.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
+                side.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+                server = await app.start_http(self)
+                if server is not None:
+                    side.append(server)
+            log.info("action=worker_start worker=%s once=%s outbound=%s inbound=%s "
+                     "campaigns=%d", app.worker_id, self.once, self.settings.outbound.transport,
+                     self.settings.inbound.transport, len(app.catalog.campaigns))
             await self._main()
         finally:
             await self._shutdown(side)
@@ -383,10 +386,11 @@ class Runner:
             log.warning("action=send_%s campaign=%s step=%s code=%s error=%r", outcome.state,
                         job.campaign, job.step_id, exc.code, exc.message[:200])
             if outcome.state == "bounced":
-                self.app.after_smtp_bounce(job.lead_id, exc.code, exc.message)
+                await self._db(self.app.after_smtp_bounce, job.lead_id, exc.code, exc.message)
             return outcome
         self.stats["accepted"] += 1
         self.last_send_ok_at = self.app.clock.now()
+        self.last_send_error = None
         self.app.metrics.sent(job, self.last_send_ok_at)
         log.debug("action=send_ok campaign=%s step=%s message_id=%s", job.campaign, job.step_id,
                   job.envelope.message_id)

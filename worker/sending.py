@@ -14,10 +14,10 @@ from worker.domain import policy, sequence
 from worker.domain.campaigns import Campaign
 from worker.domain.model import Lead
 from worker.domain.sequence import Plan, Policy, TouchPlan
+from worker.errors import TemplateError
 from worker.logs import mask
 from worker.mailer import MailFactory
 from worker.ports import Envelope
-from worker.errors import TemplateError
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database

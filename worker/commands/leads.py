@@ -29,8 +29,11 @@ def import_leads(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
     if args.campaign:
         app.catalog.get(args.campaign)
     app.db.check_schema()
-    encoding = detect_encoding(path)
-    if encoding != "utf-8-sig":
+    encoding, clean = detect_encoding(path)
+    if not clean and encoding == "utf-8-sig":
+        print(f"{args.file}: not UTF-8 throughout; bytes that are not were replaced. Save the "
+              "file as UTF-8 to be sure of accented names.", file=sys.stderr)
+    elif not clean:
         print(f"{args.file}: not UTF-8; read as Windows-1252 (Latin-1). Save the file as UTF-8 "
               "to be sure of accented names.", file=sys.stderr)
     counts = {"imported": 0, "updated": 0, "unchanged": 0, "rejected": 0}
@@ -196,7 +199,7 @@ def suppress_import(args: argparse.Namespace, settings: Callable[[], Settings]) 
     if not path.is_file():
         raise UserError(f"{args.file}: no such file")
     added = already = rejected = 0
-    text = path.read_bytes().decode(detect_encoding(path))
+    text = path.read_bytes().decode(detect_encoding(path)[0], errors="replace")
     for number, raw in enumerate(text.splitlines(), start=1):
         entry = raw.split("#", 1)[0].strip().strip(",;")
         if not entry or entry.lower() == "email":

@@ -16,10 +16,14 @@ from worker.errors import LeadError
 #: Reserved names that are still fine for tests and demos (SPEC: Leads).
 _ACCEPTED_RESERVED = ("test", "example", "invalid", "localhost")
 _CONTROL_RE = re.compile(r"[\x00\r\n]")
-_INT_RE = re.compile(r"^-?\d{1,15}$")
-_FLOAT_RE = re.compile(r"^-?\d{1,15}\.\d{1,15}$")
+_INT_RE = re.compile(r"^-?[0-9]{1,15}$")  # ASCII digits only: "١٢" stays text
+_FLOAT_RE = re.compile(r"^-?[0-9]{1,15}\.[0-9]{1,15}$")
+_UNPRINTABLE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _FIELD_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_VALUE_LENGTH = 2000
+#: The lengths the database keeps for the lead's own columns (other fields: MAX_VALUE_LENGTH).
+COLUMN_LENGTHS = {"first_name": 200, "last_name": 200, "company": 200, "title": 200,
+                  "phone": 64, "timezone": 64, "country": 64, "owner": 320, "source": 200}
 FREE_MAIL_DOMAINS = frozenset("""
 gmail.com googlemail.com yahoo.com yahoo.co.uk yahoo.fr yahoo.de ymail.com hotmail.com
 hotmail.co.uk hotmail.fr hotmail.de outlook.com live.com msn.com aol.com icloud.com me.com
@@ -29,16 +33,23 @@ hey.com tutanota.com comcast.net verizon.net
 """.split())
 
 
+def printable(text: str) -> str:
+    """Text from a file or request made safe to print: control characters and direction
+    overrides shown as escapes, so they cannot act on the operator's terminal."""
+    return _UNPRINTABLE_RE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                               else f"\\u{ord(m.group()):04x}", text)
+
+
 def normalize_email(raw: Any, field_name: str = "email") -> str:
     """The canonical form of an address (lowercase). Syntax only, no DNS. Raises LeadError."""
     if not isinstance(raw, str) or not raw.strip():
         raise LeadError(field_name, "an email address is required")
-    value = raw.strip()
-    if _CONTROL_RE.search(value):
+    if _CONTROL_RE.search(raw):
         raise LeadError(field_name, "contains control characters (CR, LF or NUL)")
+    value = raw.strip()
     local, at, domain = value.rpartition("@")
     if not at or not local:
-        raise LeadError(field_name, f"not an email address: {value!r}")
+        raise LeadError(field_name, f"not an email address: {printable(value)!r}")
     domain = domain.lower().rstrip(".")
     labels = domain.split(".")
     probe_domain = domain
@@ -51,7 +62,8 @@ def normalize_email(raw: Any, field_name: str = "email") -> str:
             f"{local}@{probe_domain}", check_deliverability=False, test_environment=True,
             allow_smtputf8=True)
     except email_validator.EmailNotValidError as exc:
-        raise LeadError(field_name, f"not a valid email address {value!r}: {exc}") from None
+        raise LeadError(field_name, f"not a valid email address {printable(value)!r}: "
+                        f"{exc}") from None
     return f"{result.local_part}@{domain}".lower()
 
 
@@ -75,13 +87,14 @@ def check_text(name: str, value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, (dict, list)):
-        raise LeadError(name, "must be text")
+        raise LeadError(printable(name), "must be text")
     text = str(value)
     if _CONTROL_RE.search(text):
-        raise LeadError(name, "contains control characters (CR, LF or NUL)")
+        raise LeadError(printable(name), "contains control characters (CR, LF or NUL)")
     text = text.strip()
-    if len(text) > MAX_VALUE_LENGTH:
-        raise LeadError(name, f"is longer than {MAX_VALUE_LENGTH} characters")
+    limit = COLUMN_LENGTHS.get(name, MAX_VALUE_LENGTH)
+    if len(text) > limit:
+        raise LeadError(printable(name), f"is longer than {limit} characters")
     return text or None
 
 
@@ -144,8 +157,9 @@ def parse_lead(data: Mapping[str, Any]) -> LeadInput:
 
 def _field_name(name: str) -> str:
     clean = re.sub(r"[^A-Za-z0-9_]+", "_", name.strip()).strip("_").lower()
-    if not clean or not _FIELD_NAME_RE.match(clean if not clean[0].isdigit() else "_" + clean):
-        raise LeadError(name, "is not a usable field name")
+    usable = clean if not clean[:1].isdigit() else "_" + clean
+    if not clean or _UNPRINTABLE_RE.search(name) or not _FIELD_NAME_RE.match(usable):
+        raise LeadError(printable(name), "is not a usable field name")
     return clean if not clean[0].isdigit() else "_" + clean
 
 

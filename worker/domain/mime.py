@@ -43,19 +43,26 @@ def clean(value: str) -> str:
 
 
 def encode_text(value: str) -> str:
-    """A header's unstructured text, RFC 2047-encoded when it is not plain ASCII."""
+    """A header's unstructured text, RFC 2047-encoded (and folded) when it is not short plain
+    ASCII, or when it contains ``=?`` (a mail client would decode it as an encoded word)."""
     value = clean(value)
-    if value.isascii() and len(value) < _MAX_ASCII_HEADER:
+    if value.isascii() and len(value) < _MAX_ASCII_HEADER and "=?" not in value:
         return value
     return Header(value, "utf-8", maxlinelen=76).encode(linesep=CRLF)
 
 
 def address(name: str | None, email: str) -> str:
-    """A mailbox header value: the display name quoted or encoded, the address checked."""
+    """A mailbox header value: the display name quoted, or encoded and folded when it is
+    long, not ASCII or looks like an encoded word; the address checked."""
     email = clean(email)
     if any(c in email for c in ' <>,;"()'):
         raise ValueError(f"not a single address: {email!r}")
-    return formataddr((clean(name or ""), email), charset="utf-8") if name else email
+    name = clean(name or "")
+    if not name:
+        return email
+    if name.isascii() and len(name) < 200 and "=?" not in name:
+        return formataddr((name, email))
+    return f"{Header(name, 'utf-8', maxlinelen=76).encode(linesep=CRLF)} <{email}>"
 
 
 @lru_cache(maxsize=1024)

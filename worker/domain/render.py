@@ -18,6 +18,7 @@ import css_inline
 import html2text
 import jinja2
 import yaml
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markdown_it import MarkdownIt
 
@@ -28,7 +29,44 @@ _TOKEN_RE = re.compile(r"XJNJ(\d{5})X")
 _INCLUDE_RE = re.compile(r"\{%-?\s*include\s+[\"']([^\"']+)[\"']\s*-?%\}")
 _CONTENT_RE = re.compile(r"\{\{\s*content\s*\}\}")
 _MD_LINK_RE = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
-_SAFE_GLOBALS = ("range", "dict", "namespace")
+_SAFE_GLOBALS = ("dict", "namespace")
+MAX_RANGE = 1000
+MAX_PRODUCT = 100_000   # characters or items a template may build with * in one go
+MAX_EXPONENT = 64
+
+
+def _bounded_range(*args: int) -> range:
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise SecurityError(f"range() is limited to {MAX_RANGE} items in a template")
+    return numbers
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with limits on what a template may compute: a campaign template must
+    not be able to stop the worker by building something huge."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and (not isinstance(right, (int, float)) or abs(right) > MAX_EXPONENT
+                                 or isinstance(left, (str, list, tuple))):
+            raise SecurityError(f"** is limited to exponents up to {MAX_EXPONENT} in a template")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(count, int) \
+                        and len(seq) * count > MAX_PRODUCT:
+                    raise SecurityError(f"the result of * would be over {MAX_PRODUCT} long")
+        return super().call_binop(context, operator, left, right)
+
+
+def _nested_loop_line(ast: jinja2.nodes.Template) -> int:
+    """The line of a loop inside another loop (refused: its cost multiplies), else 0."""
+    for outer in ast.find_all(jinja2.nodes.For):
+        for inner in outer.find_all(jinja2.nodes.For):
+            if inner is not outer:
+                return inner.lineno
+    return 0
 
 
 class _Tokens:
@@ -110,7 +148,7 @@ class CompiledMail:
             return Rendered(subject, pre, self.html.render(ctx), self.text.render(ctx))
         except jinja2.TemplateError as exc:
             raise self._locate(exc, context) from None
-        except (TypeError, ValueError, ArithmeticError) as exc:
+        except (TypeError, ValueError, ArithmeticError, RecursionError, MemoryError) as exc:
             raise self._locate(exc, context) from None
 
     def _locate(self, exc: Exception, context: Mapping[str, Any]) -> TemplateError:
@@ -118,7 +156,7 @@ class CompiledMail:
         line = _template_line(exc.__traceback__, self.name)
         try:
             self.raw_body.render(dict(context, preheader="", subject=""))
-        except Exception as raw_exc:  # noqa: BLE001 - any template failure is reported
+        except (Exception, RecursionError, MemoryError) as raw_exc:  # noqa: BLE001 - any template failure
             line = _template_line(raw_exc.__traceback__, self.name) or line
         if not line:
             line = front_matter_line(self.source, "subject")
@@ -156,10 +194,11 @@ class Renderer:
 
     @staticmethod
     def _env(autoescape: bool) -> ImmutableSandboxedEnvironment:
-        env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=autoescape,
-                                            keep_trailing_newline=True)
+        env = _BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=autoescape,
+                              keep_trailing_newline=True)
         # A template can read the lead, not the worker: keep only harmless globals.
         env.globals = {k: v for k, v in env.globals.items() if k in _SAFE_GLOBALS}
+        env.globals["range"] = _bounded_range
         return env
 
     def compile(self, name: str, source: str, layout: str = "layout") -> CompiledMail:
@@ -203,6 +242,10 @@ class Renderer:
 
     def _compile(self, env: jinja2.Environment, src: str, name: str, offset: int) -> jinja2.Template:
         try:
+            nested = _nested_loop_line(env.parse(src, name=name, filename=name))
+            if nested:
+                raise TemplateError(name, nested + offset, "a loop inside a loop is not allowed "
+                                    "in a campaign template")
             code = env.compile(src, name=name, filename=name)
             return env.template_class.from_code(env, code, env.make_globals(None))
         except jinja2.TemplateSyntaxError as exc:

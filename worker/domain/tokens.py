@@ -40,6 +40,8 @@ def read_unsubscribe_token(key: bytes, token: str) -> tuple[int, str] | None:
         payload = _unb64(body)
     except (ValueError, TypeError):
         return None
+    if _b64(payload) != body:
+        return None  # not the canonical spelling (spare bits of the last character)
     if not hmac.compare_digest(_sign(key, payload), signature):
         return None
     lead, _, campaign = payload.decode("utf-8", "replace").partition(":")
