@@ -26,7 +26,7 @@ def workspace(tmp: Path, server: ScriptedSmtpServer, **env: str) -> tuple[App, d
     options = {"OUTBOUND__TRANSPORT": "smtp", "SMTP__HOST": "127.0.0.1",
                "SMTP__PORT": str(server.port), "SMTP__CONNECTIONS": "4",
                "SMTP__TIMEOUT_S": "5", "LOGGING__LEVEL": "INFO",
-               "WORKER__PLANNING_PROCESS": "true", **env}
+               "WORKER__RENDER_PROCESS": "true", **env}
     app = make_app(tmp, **options)
     return app, env_for(tmp, **options)
 

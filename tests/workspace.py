@@ -86,7 +86,7 @@ def env_for(tmp: Path, **env: str) -> dict[str, str]:
         "NURTURE_INBOUND__POLL_INTERVAL_S": "0.2",
         "NURTURE_HTTP__ENABLED": "false",
         "NURTURE_WORKER__HEARTBEAT_S": "0.5",
-        "NURTURE_WORKER__PLANNING_PROCESS": "false",  # in-process runners plan in-process
+        "NURTURE_WORKER__RENDER_PROCESS": "false",  # in-process runners render in-process
         "NURTURE_SECRET_KEY": SECRET,
         "NURTURE_API_TOKEN": API_TOKEN,
     }

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from worker.adapters.db import Database
     from worker.adapters.db.models import Notification
     from worker.inbox import InboxService
-    from worker.planning import PlanningProcess
+    from worker.rendering import RenderProcess
     from worker.runner import Runner
     from worker.sending import Planner
     from worker.service import Service
@@ -106,12 +106,12 @@ class App:
         rules = Policy(w.late_policy, w.late_spread_h, self.settings.notify.default_owner or None)
         return Planner(self.db, self.catalog, self.factory, rules, w.retry_base_s, w.retry_max_s)
 
-    def planning_process(self) -> PlanningProcess | None:
-        """For `nurture run`: claim, plan and render in a second process (the second core)."""
-        if not self.settings.worker.planning_process:
+    def render_process(self) -> RenderProcess | None:
+        """For `nurture run`: render big batches in a second process (the second core)."""
+        if not self.settings.worker.render_process:
             return None
-        from worker.planning import PlanningProcess
-        return PlanningProcess(self.settings)
+        from worker.rendering import RenderProcess
+        return RenderProcess(self.settings, self.factory.key, self.factory.install)
 
     @cached_property
     def service(self) -> Service:

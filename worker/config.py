@@ -148,7 +148,7 @@ class WorkerSettings:
     late_spread_h: float = 4.0
     retry_base_s: float = 60.0
     retry_max_s: float = 3600.0
-    planning_process: bool = True
+    render_process: bool = True
 
 
 @dataclass(frozen=True)

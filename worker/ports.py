@@ -5,6 +5,7 @@ Adapters implement them (``worker/adapters``); only ``worker/app.py`` picks whic
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
@@ -72,6 +73,14 @@ class Gate:
     async def allowed(self) -> bool:
         if self._allowed is None:
             self._allowed = self._message_id in await self._decision
+        return self._allowed
+
+    def known(self) -> bool | None:
+        """The answer if the ledger has already given it, else None (without waiting)."""
+        if self._allowed is None and isinstance(self._decision, asyncio.Future) \
+                and self._decision.done() and not self._decision.cancelled() \
+                and self._decision.exception() is None:
+            self._allowed = self._message_id in self._decision.result()
         return self._allowed
 
 

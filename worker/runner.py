@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -29,10 +29,13 @@ from worker.signals import EARLY_STOP
 
 if TYPE_CHECKING:
     from worker.app import App
-    from worker.planning import PlanningProcess
+    from worker.rendering import RenderProcess
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+RENDER_BATCH_MIN = 16  # smaller batches (a lone speed-to-lead mail) render here
+GATHER_S = 0.001       # how long a ledger commit waits for more connections to join it
+GATHER_UP_TO = 6
 
 
 
@@ -47,6 +50,7 @@ class Ledger:
         self.inline = app.db.is_sqlite
         self.commits = 0
         self.commit_s = 0.0
+        self.durations: deque[float] = deque(maxlen=4096)  # recent commit times
         self.committed = 0
 
     async def commit(self, outcomes: list[Outcome], hand_over: list[str]) -> set[str]:
@@ -60,6 +64,10 @@ class Ledger:
         while True:
             await self.wake.wait()
             self.wake.clear()
+            if len(self.pending) < GATHER_UP_TO:
+                # Let the other connections' answers join this commit: fewer, larger commits.
+                # The wait is hidden: each connection prepares its next transaction meanwhile.
+                await asyncio.sleep(GATHER_S)
             batch, self.pending = self.pending, []
             if not batch:
                 continue
@@ -77,6 +85,7 @@ class Ledger:
                 self.commits += 1
                 self.committed += len(outcomes)
                 self.commit_s += time.perf_counter() - started
+                self.durations.append(time.perf_counter() - started)
             except Exception as exc:  # noqa: BLE001 - every waiter must learn of the failure
                 for _, _, future in batch:
                     if not future.done():
@@ -110,8 +119,8 @@ class Runner:
         self.throttled_until: dict[str, float] = {}
         self.started_at = time.monotonic()
         self.last_send_ok_at: datetime | None = None
-        self.planning: PlanningProcess | None = None
-        self.planning_ready = False
+        self.renderer: RenderProcess | None = None
+        self.renderer_ready = False
         self.last_send_error: str | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -143,10 +152,10 @@ class Runner:
             # Everything started from here on is stopped by _shutdown, even if a later start
             # fails (a busy HTTP port, an unreachable mailbox).
             if not self.once:
-                self.planning = app.planning_process()
-                if self.planning is not None:
-                    side.append(asyncio.create_task(self._warm_up(self.planning),
-                                                    name="planning"))
+                self.renderer = app.render_process()
+                if self.renderer is not None:
+                    side.append(asyncio.create_task(self._warm_up(self.renderer),
+                                                    name="renderer"))
             side.append(asyncio.create_task(self.ledger.run(), name="ledger"))
             for mailbox in app.inbound:
                 mailbox.start(self.thread_stop)
@@ -209,10 +218,10 @@ class Runner:
             count, jobs = await self._plan(now, room)
         except (StoreError, BrokenProcessPool) as exc:
             log.error("action=claim_failed error=%r", str(exc))
-            if isinstance(exc, BrokenProcessPool) and self.planning is not None:
-                # The planning process died: plan in this process from now on.
-                self.planning.close()
-                self.planning, self.planning_ready = None, False
+            if isinstance(exc, BrokenProcessPool) and self.renderer is not None:
+                # The render process died: render in this process from now on.
+                self.renderer.close()
+                self.renderer, self.renderer_ready = None, False
             await asyncio.sleep(1.0)
             return 0
         self.timings["plan_s"] += time.perf_counter() - started
@@ -227,24 +236,29 @@ class Runner:
         return count
 
     async def _plan(self, now: datetime, room: int) -> tuple[int, list[Job]]:
-        """Claim, plan and render: in the planning process once it is up, here otherwise."""
+        """Claim, plan, render (in the render process for a big batch), record the plan."""
         app, lease = self.app, self.settings.worker.lease_s
-        if self.planning is not None and self.planning_ready:
-            return await asyncio.wrap_future(self.planning.submit_pass(
-                app.worker_id, now, room, lease, app.catalog.digest))
-        claimed = await self._db(app.db.claim_due, app.worker_id, now, room, lease)
+        claimed = await self._store(app.db.claim_due, app.worker_id, now, room, lease)
         if not claimed:
             return 0, []
-        return len(claimed), await self._db(app.planner.prepare, claimed, now)
+        staged = await self._store(app.planner.stage, claimed, now)
+        requests = staged.requests
+        if self.renderer is not None and self.renderer_ready and \
+                len(requests) >= RENDER_BATCH_MIN:
+            results = await asyncio.wrap_future(self.renderer.render(requests,
+                                                                     app.catalog.digest))
+        else:
+            results = app.planner.render(requests)
+        return len(claimed), await self._store(app.planner.record_plan, staged, results, now)
 
-    async def _warm_up(self, planning: PlanningProcess) -> None:
+    async def _warm_up(self, renderer: RenderProcess) -> None:
         try:
-            await asyncio.wrap_future(planning.warm_up())
-        except Exception as exc:  # noqa: BLE001 - planning then stays in this process
-            log.error("action=planning_process_failed error=%r", str(exc))
+            await asyncio.wrap_future(renderer.warm_up())
+        except Exception as exc:  # noqa: BLE001 - rendering then stays in this process
+            log.error("action=render_process_failed error=%r", str(exc))
             return
-        self.planning_ready = planning is self.planning
-        log.info("action=planning_process_ready")
+        self.renderer_ready = renderer is self.renderer
+        log.info("action=render_process_ready")
 
     async def _fence(self) -> bool:
         if not self.app.inbound:
@@ -433,6 +447,7 @@ class Runner:
                     self.wake_event.set()
                 await self._send_notifications()
                 await asyncio.to_thread(self.app.task_digest_if_due)
+                await asyncio.to_thread(self.app.db.checkpoint)
             except Exception as exc:  # noqa: BLE001 - a side task must not stop the worker
                 log.error("action=housekeeping_failed error=%r", str(exc))
             await self._wait_stop(2.0)
@@ -448,6 +463,13 @@ class Runner:
     async def _wait_stop(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
+
+    async def _store(self, fn: Callable[..., R], *args: Any) -> R:
+        """Writes of the sending path: on SQLite in the loop itself, like the ledger (one
+        writer, no waiting on another thread's write lock); on PostgreSQL in a thread."""
+        if self.ledger.inline:
+            return fn(*args)
+        return await self._db(fn, *args)
 
     async def _db(self, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self.plan_pool, fn, *args)
@@ -504,8 +526,8 @@ class Runner:
         for mailbox in self.app.inbound:
             await asyncio.to_thread(mailbox.join, self.settings.worker.grace_s)
         await self.app.sender.close()
-        if self.planning is not None:
-            self.planning.close()
+        if self.renderer is not None:
+            self.renderer.close()
         self.app.reset_doors()
         self.plan_pool.shutdown(wait=False)
         self.ledger_pool.shutdown(wait=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,19 @@ class RenderResult:
     error: str | None = None
 
 
+def render_mail(catalog: Catalog, factory: MailFactory, request: RenderRequest) -> RenderResult:
+    """Build one mail; a template problem becomes an error result, never an exception."""
+    campaign = catalog.campaigns.get(request.campaign)
+    if campaign is None:
+        return RenderResult(None, error=f"campaign {request.campaign!r} is not loaded")
+    try:
+        envelope, subject = factory.build(campaign, request.touch, request.lead,
+                                          request.enrollment_id, request.now)
+    except (TemplateError, ValueError) as exc:
+        return RenderResult(None, error=str(exc))
+    return RenderResult(envelope, subject)
+
+
 @dataclass
 class _Pending:
     """An email planned, waiting for its rendering."""
@@ -52,6 +65,19 @@ class _Pending:
     plan: Plan
     request: RenderRequest
     on_finish_due: datetime | None
+
+
+@dataclass
+class Staged:
+    """A batch planned but not yet rendered nor recorded."""
+
+    touches: list[PlannedTouch] = field(default_factory=list)
+    changes: list[EnrollmentChange] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
+
+    @property
+    def requests(self) -> list[RenderRequest]:
+        return [p.request for p in self.pending]
 
 
 @dataclass
@@ -82,11 +108,13 @@ class Planner:
         self.rng = random.Random()
 
     def prepare(self, claimed: list[Claimed], now: datetime) -> list[Job]:
-        """Plan every claimed enrolment; record the plan in one transaction."""
-        touches: list[PlannedTouch] = []
-        changes: list[EnrollmentChange] = []
-        jobs: list[Job] = []
-        pending: list[_Pending] = []
+        """Plan every claimed enrolment, render its mail here, record the plan."""
+        staged = self.stage(claimed, now)
+        return self.record_plan(staged, self.render(staged.requests), now)
+
+    def stage(self, claimed: list[Claimed], now: datetime) -> Staged:
+        """Decide what each claimed enrolment does now; the emails still to be rendered."""
+        staged = Staged()
         suppressed = self.db.suppressed_among([c.item.lead.email for c in claimed])
         for c in claimed:
             item = c.item
@@ -95,19 +123,26 @@ class Planner:
             if reason:
                 status = {"bounced": "bounced", "unsubscribed": "unsubscribed"}.get(reason,
                                                                                      "cancelled")
-                changes.append(EnrollmentChange(item.enrollment_id, lead_id, status=status,
-                                                reason=f"lead suppressed: {reason}"))
+                staged.changes.append(EnrollmentChange(item.enrollment_id, lead_id, status=status,
+                                                       reason=f"lead suppressed: {reason}"))
                 continue
             campaign = self.catalog.campaigns.get(c.campaign)
             if campaign is None:
-                changes.append(EnrollmentChange(
+                staged.changes.append(EnrollmentChange(
                     item.enrollment_id, lead_id, next_step=item.next_step,
                     next_due_at=now + MISSING_CAMPAIGN_RETRY,
                     reason=f"campaign {c.campaign!r} is not loaded (see `nurture check`)"))
                 continue
             plan = sequence.plan_due(campaign, item, now, self.rules, self.rng)
-            self._collect(campaign, c, plan, now, touches, changes, pending)
-        for p, result in zip(pending, self.render([p.request for p in pending]), strict=True):
+            self._collect(campaign, c, plan, now, staged.touches, staged.changes, staged.pending)
+        return staged
+
+    def record_plan(self, staged: Staged, results: list[RenderResult],
+                    now: datetime) -> list[Job]:
+        """Record the plan with the rendered mails (one transaction); the jobs to send."""
+        touches, changes = list(staged.touches), list(staged.changes)
+        jobs: list[Job] = []
+        for p, result in zip(staged.pending, results, strict=True):
             self._finish(p, result, now, touches, changes, jobs)
         caps = {box: fn for box in {j.envelope.mailbox for j in jobs}
                 if (fn := self.factory.mailboxes.cap(box)) is not None}
@@ -128,19 +163,7 @@ class Planner:
         return jobs
 
     def render(self, requests: list[RenderRequest]) -> list[RenderResult]:
-        return [self._render_one(r) for r in requests]
-
-    def _render_one(self, request: RenderRequest) -> RenderResult:
-        """Build one mail; a template problem becomes an error result, never an exception."""
-        campaign = self.catalog.campaigns.get(request.campaign)
-        if campaign is None:
-            return RenderResult(None, error=f"campaign {request.campaign!r} is not loaded")
-        try:
-            envelope, subject = self.factory.build(campaign, request.touch, request.lead,
-                                                   request.enrollment_id, request.now)
-        except (TemplateError, ValueError) as exc:
-            return RenderResult(None, error=str(exc))
-        return RenderResult(envelope, subject)
+        return [render_mail(self.catalog, self.factory, r) for r in requests]
 
     def _collect(self, campaign: Campaign, c: Claimed, plan: Plan, now: datetime,
                  touches: list[PlannedTouch], changes: list[EnrollmentChange],

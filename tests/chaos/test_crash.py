@@ -164,9 +164,9 @@ def test_sigterm_while_a_worker_starts_up_exits_0(tmp_path: Path,
 
 def test_a_killed_worker_leaves_no_process_behind(
         tmp_path: Path, smtp_server: ScriptedSmtpServer, pg_url: str) -> None:
-    # Given a worker (with its planning process, the default) busy sending
+    # Given a worker (with its render process, the default) busy sending
     app, env = workspace(tmp_path, smtp_server, DATABASE__URL=pg_url,
-                         WORKER__PLANNING_PROCESS="true")
+                         WORKER__RENDER_PROCESS="true")
     enrol_many(app, 300)
     proc = spawn(env, tmp_path)
     helpers: list[int] = []
@@ -210,16 +210,16 @@ def _lease_race(tmp_path: Path, smtp_server: ScriptedSmtpServer,
     [job_b] = app_b.planner.prepare(app_b.db.claim_due("B", now, 10, 30), now)
     assert app_b.db.record("B", [], [job_b.envelope.message_id])
     clock.advance(seconds=31)
-    plan = app_a.planner.prepare
+    record_plan = app_a.planner.record_plan
 
-    def plan_then_b_records(claimed: Any, at: Any) -> Any:
-        jobs = plan(claimed, at)
+    def plan_then_b_records(staged: Any, results: Any, at: Any) -> Any:
+        jobs = record_plan(staged, results, at)
         app_b.db.record("B", [Outcome(job_b.envelope.message_id, job_b.enrollment_id,
                                       job_b.lead_id, "accepted", 250, "2.0.0 OK",
                                       job_b.success)], [])
         return jobs
 
-    app_a.planner.prepare = plan_then_b_records  # type: ignore[method-assign]
+    app_a.planner.record_plan = plan_then_b_records  # type: ignore[method-assign]
     return app_a, app_b, job_b.enrollment_id, clock
 
 

@@ -8,8 +8,10 @@ Throttling answers (421, 454, 4.7.x) are not retried here: the worker slows the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import random
 import re
 import ssl
 
@@ -57,7 +59,13 @@ class SmtpChannel:
     async def send(self, envelope: Envelope, gate: Gate | None = None) -> SendResult | None:
         """Hand one mail over once ``gate`` allows it; None if it does not (withdrawn).
         Raises TransientDeliveryError or PermanentDeliveryError."""
-        retrying = AsyncRetrying(stop=stop_after_attempt(max(self.settings.retries, 1)),
+        try:
+            return await self._send_once(envelope, gate)  # the common case, without tenacity
+        except TransientDeliveryError as exc:
+            if not _retryable(exc) or self.settings.retries <= 1:
+                raise
+        await asyncio.sleep(random.uniform(0.05, 0.2))  # jitter before the first retry
+        retrying = AsyncRetrying(stop=stop_after_attempt(self.settings.retries - 1),
                                  wait=wait_random_exponential(multiplier=0.2, max=5),
                                  retry=retry_if_exception(_retryable), reraise=True)
         async for attempt in retrying:
@@ -151,10 +159,13 @@ async def _transaction(client: aiosmtplib.SMTP, envelope: Envelope, gate: Gate |
     response = await protocol.read_response(timeout=client.timeout)
     if response.code != 354:
         raise aiosmtplib.SMTPDataError(response.code, response.message)
-    protocol.write(message)
-    if not await gate.allowed():
-        return None
-    protocol.write(b".\r\n")
+    if gate.known() is True:
+        protocol.write(message + b".\r\n")  # the ledger has answered: one write, like sendmail
+    else:
+        protocol.write(message)
+        if not await gate.allowed():
+            return None
+        protocol.write(b".\r\n")
     response = await protocol.read_response(timeout=client.timeout)
     if response.code != 250:
         raise aiosmtplib.SMTPDataError(response.code, response.message)

@@ -57,6 +57,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Checkpoints run in the worker's housekeeping, not inside whichever commit
+            # crosses the threshold (a per-mail ledger commit would stall for tens of ms).
+            cur.execute("PRAGMA wal_autocheckpoint=20000")
             cur.close()
     return engine
 

@@ -17,18 +17,20 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from worker.adapters.db import models as m
 from worker.adapters.db import sql
 from worker.adapters.db.raw import RawSQL
-from worker.adapters.db.store import BaseStore, to_domain
-from worker.domain.model import DUE_STATUSES
+from worker.adapters.db.store import BaseStore
+from worker.domain.model import DUE_STATUSES, Lead
 from worker.domain.sequence import DueItem, PriorTouch
 from worker.errors import StoreError
 
 DUE = [s.value for s in DUE_STATUSES]
+LEAD_FIELDS = ("id", "email", "first_name", "last_name", "company", "title", "phone", "timezone",
+               "country", "owner", "tags", "fields")
 E, T = m.Enrollment, m.Touch
 # Written as in the partial indexes' WHERE clauses: SQLite uses a partial index only when the
 # query repeats its condition literally (a bound "status IN (?, ?)" scans the whole table).
@@ -175,8 +177,12 @@ class SendingMixin(BaseStore):
             if not claimed:
                 return []
             ids = [r.id for r in claimed]
-            leads = {row.id: to_domain(row) for row in
-                     s.scalars(select(m.Lead).where(m.Lead.id.in_({r.lead_id for r in claimed})))}
+            # Plain rows, not ORM objects: this runs for every batch of the busiest path.
+            lead_cols = [getattr(m.Lead, c) for c in LEAD_FIELDS]
+            leads = {r.id: Lead(**{c: getattr(r, c) for c in LEAD_FIELDS[:-2]},
+                                tags=tuple(r.tags or ()), fields=dict(r.fields or {}))
+                     for r in s.execute(select(*lead_cols).where(
+                         m.Lead.id.in_({r.lead_id for r in claimed})))}
             prior: dict[int, list[PriorTouch]] = defaultdict(list)
             # Sorted here, not by ORDER BY: SQLite would then scan touches instead of using
             # the (enrollment_id, step_id) index.
@@ -250,19 +256,19 @@ class SendingMixin(BaseStore):
                 "task_text": t.task_text, "owner": t.owner, "due_at": t.due_at, "note": t.note,
                 "created_at": now}
 
-    def _upsert_touches(self, s: Any, rows: list[dict[str, Any]]) -> None:
-        dialect = sqlite if self.is_sqlite else postgresql
-        stmt = dialect.insert(T)
-        # A touch planned again (resumed after a reply, retried after a failure) keeps its
-        # row and Message-ID; one already handed over keeps that state (it may have gone out).
-        keep = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["enrollment_id", "step_id"],
-            set_={"state": text("CASE WHEN touches.state IN ('handed_over', 'accepted') "
-                                "THEN touches.state ELSE excluded.state END"),
-                  "planned_at": keep.planned_at, "subject": keep.subject,
-                  "mailbox": keep.mailbox, "touch_number": keep.touch_number})
-        s.execute(stmt, rows)
+    def _upsert_touches(self, conn: Any, rows: list[dict[str, Any]]) -> None:
+        """One executemany on the raw connection (a batch of up to a few hundred rows).
+        A touch planned again (resumed after a reply, retried after a failure) keeps its row
+        and Message-ID; one already handed over keeps that state (it may have gone out)."""
+        ts = self._raw.ts
+        for row in rows:
+            for key in ("planned_at", "due_at", "created_at"):
+                row[key] = ts(row[key])
+        cur = conn.connection.cursor()
+        try:
+            cur.executemany(self._raw.sql(sql.RAW_UPSERT_TOUCH), rows)
+        finally:
+            cur.close()
 
     def _apply_changes(self, conn: Any, changes: Sequence[EnrollmentChange],
                        now: datetime) -> None:
@@ -324,7 +330,7 @@ class SendingMixin(BaseStore):
                         cur.executemany(self._raw_sql["result"], [
                             {"mid": o.message_id, "state": "accepted", "code": o.code,
                              "response": o.response[:2000], "accepted_at": at} for o in simple])
-                        moves = [self._advance_row(o, worker_id, now) for o in simple]
+                        moves = [self._advance_row(o, worker_id, now, at) for o in simple]
                         cur.executemany(self._raw_sql["audit"], [
                             {"eid": r["eid"], "worker": worker_id, "now": at} for r in moves])
                         cur.executemany(self._raw_sql["advance"], moves)
@@ -360,13 +366,13 @@ class SendingMixin(BaseStore):
         return {"result": self._raw.sql(sql.RAW_RESULT), "audit": self._raw.sql(sql.RAW_AUDIT),
                 "advance": self._raw.sql(sql.RAW_ADVANCE)}
 
-    def _advance_row(self, o: Outcome, worker_id: str, now: datetime) -> dict[str, Any]:
+    def _advance_row(self, o: Outcome, worker_id: str, now: datetime, at: Any) -> dict[str, Any]:
         c = o.change
         assert c is not None
         due = c.next_due_at
         if due is not None and c.basis_at is not None and now > c.basis_at:
             due += now - c.basis_at  # a wait counts from when the mail was accepted
-        return {"eid": c.enrollment_id, "next_step": c.next_step, "now": self._raw.ts(now),
+        return {"eid": c.enrollment_id, "next_step": c.next_step, "now": at,
                 "next_due_at": self._raw.ts(due), "worker": worker_id}
 
     def _record_outcome(self, conn: Any, worker_id: str, o: Outcome, now: datetime) -> None:

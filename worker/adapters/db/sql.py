@@ -77,3 +77,12 @@ RAW_WITHDRAW = "UPDATE touches SET state = 'cancelled' WHERE message_id IN {mark
 RAW_RELEASE_WITHDRAWN = ("UPDATE enrollments SET claimed_by = NULL, claimed_until = NULL "
                          "WHERE claimed_by = :worker AND id IN (SELECT enrollment_id FROM touches "
                          "WHERE message_id IN {marks})")
+RAW_UPSERT_TOUCH = (
+    "INSERT INTO touches (enrollment_id, lead_id, campaign, step_id, step_index, kind, state, "
+    "touch_number, message_id, mailbox, subject, planned_at, task_kind, task_text, owner, due_at, "
+    "note, created_at) VALUES (:enrollment_id, :lead_id, :campaign, :step_id, :step_index, :kind, "
+    ":state, :touch_number, :message_id, :mailbox, :subject, :planned_at, :task_kind, :task_text, "
+    ":owner, :due_at, :note, :created_at) ON CONFLICT (enrollment_id, step_id) DO UPDATE SET "
+    "state = CASE WHEN touches.state IN ('handed_over', 'accepted') THEN touches.state "
+    "ELSE excluded.state END, planned_at = excluded.planned_at, subject = excluded.subject, "
+    "mailbox = excluded.mailbox, touch_number = excluded.touch_number")

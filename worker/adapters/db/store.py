@@ -83,6 +83,13 @@ class BaseStore:
             raise UserError(f"the database is at revision {current or 'none'}, the code needs "
                             f"{head}: run `nurture init`")
 
+    def checkpoint(self) -> None:
+        """SQLite: move the write-ahead log into the database file (without blocking
+        writers); nothing to do on PostgreSQL."""
+        if self.is_sqlite:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:

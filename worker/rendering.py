@@ -1,0 +1,89 @@
+"""The render process: a second process (the second core) turns planned mails into bytes
+(Jinja, then the message), while the worker's own process claims, records and talks SMTP.
+
+Rendering is pure CPU; in the worker's process it would compete with the event loop for the
+interpreter lock. The render process has no database: it reads the same campaign folders
+(reloading them when the worker's catalog changes) and gets the signing key and the
+installation tag from the worker, so its mails are exactly the worker's. Every database
+write stays in the worker, so on SQLite nothing waits for another process's write lock.
+Small batches (a lone speed-to-lead mail) are rendered in the worker: no round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TYPE_CHECKING
+
+from worker.config import Settings
+
+if TYPE_CHECKING:
+    from worker.catalog import Catalog
+    from worker.sending import RenderRequest, RenderResult
+
+log = logging.getLogger(__name__)
+MIN_BATCH = 16
+_state: dict[str, object] = {}
+
+
+def _watch_parent(parent: int) -> None:
+    """End this process when the worker is gone (a SIGKILL leaves us adopted by init)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _start(settings: Settings, parent: int, key: bytes, install: str) -> None:
+    # The worker's pid comes from the worker: by the time this runs (after the imports) the
+    # worker may already be gone, and getppid() would name init.
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name="nurture-parent-watch").start()
+    from worker.mailer import MailFactory
+    _state["settings"] = settings
+    _state["factory"] = MailFactory(settings, key, install)
+    _state["catalog"] = _load(settings)
+
+
+def _load(settings: Settings) -> Catalog:
+    from worker.catalog import load_catalog
+    return load_catalog(settings.campaigns_dir, settings.templates_dir,
+                        mailbox_names=frozenset(settings.mailboxes))
+
+
+def _ready() -> bool:
+    return "catalog" in _state
+
+
+def _render(requests: list[RenderRequest], digest: str) -> list[RenderResult]:
+    from worker.catalog import Catalog
+    from worker.mailer import MailFactory
+    from worker.sending import render_mail
+    catalog, factory, settings = _state["catalog"], _state["factory"], _state["settings"]
+    assert isinstance(catalog, Catalog) and isinstance(factory, MailFactory)
+    if catalog.digest != digest:
+        assert isinstance(settings, Settings)
+        catalog = _state["catalog"] = _load(settings)
+    return [render_mail(catalog, factory, r) for r in requests]
+
+
+class RenderProcess:
+    """One spawned process (not forked: the worker has threads and open connections)."""
+
+    def __init__(self, settings: Settings, key: bytes, install: str) -> None:
+        self._executor = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start, initargs=(settings, os.getpid(), key, install))
+
+    def warm_up(self) -> Future[bool]:
+        """Start the process now, so a first big batch does not wait for its imports."""
+        return self._executor.submit(_ready)
+
+    def render(self, requests: list[RenderRequest], digest: str) -> Future[list[RenderResult]]:
+        return self._executor.submit(_render, requests, digest)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
