@@ -11,7 +11,7 @@ does not slow the rate down. A few warm-up leads, not counted, open the SMTP con
 first. Target: p99 < 1 s on SQLite and PostgreSQL.
 
 The worker is CPU-bound at this rate (about 15-20 ms of CPU per lead, in the worker and its
-planning process), so run it on a quiet machine: the load average is printed with the
+render process), so run it on a quiet machine: the load average is printed with the
 figures, and other jobs on the same cores show up directly as queueing in the p95 and p99.
 """
 
@@ -232,7 +232,7 @@ def main() -> int:
             report(run, sink, args.rate, args.seconds, args.db)
             cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             leads = len(run.posted) + 10
-            print(f"  worker CPU (with its planning process) {cpu:.1f} s in all, "
+            print(f"  worker CPU (with its render process) {cpu:.1f} s in all, "
                   f"{cpu / leads * 1000:.1f} ms per lead")
             kept = f"; log: {tmp / 'worker.log'}" if args.keep else ""
             print(f"  worker exited {code}{kept}")
