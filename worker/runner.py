@@ -1,10 +1,5 @@
-"""The worker loop: claim due work, plan it, hand it to the channels; side tasks; shutdown.
-
-Each channel (one SMTP connection) sends one mail at a time. Before a channel hands over a
-mail, the answer to its previous mail and the "handed over" mark of the next one are made
-durable in one group commit shared with every other channel (``Ledger``), so a kill at any
-instant repeats at most one mail per open connection, with the same Message-ID.
-"""
+"""The worker loop: claim due work, plan it, hand it to the channels (``delivery``); side
+tasks; shutdown."""
 
 from __future__ import annotations
 
@@ -14,16 +9,15 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from worker.adapters.db.ledger import Outcome
-from worker.errors import PermanentDeliveryError, StoreError, TransientDeliveryError
-from worker.ports import Gate
+from worker.delivery import Delivery, Ledger
+from worker.errors import StoreError
 from worker.sending import Job
 from worker.signals import EARLY_STOP
 
@@ -34,69 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 RENDER_BATCH_MIN = 16  # smaller batches (a lone speed-to-lead mail) render here
-GATHER_S = 0.001       # how long a ledger commit waits for more connections to join it
-GATHER_UP_TO = 6
 
 
-
-class Ledger:
-    """Group commit of the per-mail ledger for every channel of this worker."""
-
-    def __init__(self, app: App, executor: ThreadPoolExecutor) -> None:
-        self.app = app
-        self.executor = executor
-        self.pending: list[tuple[list[Outcome], list[str], asyncio.Future[set[str]]]] = []
-        self.wake = asyncio.Event()
-        self.inline = app.db.is_sqlite
-        self.commits = 0
-        self.commit_s = 0.0
-        self.durations: deque[float] = deque(maxlen=4096)  # recent commit times
-        self.committed = 0
-
-    async def commit(self, outcomes: list[Outcome], hand_over: list[str]) -> set[str]:
-        future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
-        self.pending.append((outcomes, hand_over, future))
-        self.wake.set()
-        return await future
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            if len(self.pending) < GATHER_UP_TO:
-                # Let the other connections' answers join this commit: fewer, larger commits.
-                # The wait is hidden: each connection prepares its next transaction meanwhile.
-                await asyncio.sleep(GATHER_S)
-            batch, self.pending = self.pending, []
-            if not batch:
-                continue
-            outcomes = [o for b in batch for o in b[0]]
-            hand_over = [h for b in batch for h in b[1]]
-            started = time.perf_counter()
-            try:
-                if self.inline:
-                    # SQLite answers in well under a millisecond: waiting for a thread to get
-                    # the interpreter lock back from a busy event loop costs more.
-                    allowed = self.app.db.record(self.app.worker_id, outcomes, hand_over)
-                else:
-                    allowed = await loop.run_in_executor(
-                        self.executor, self.app.db.record, self.app.worker_id, outcomes, hand_over)
-                self.commits += 1
-                self.committed += len(outcomes)
-                self.commit_s += time.perf_counter() - started
-                self.durations.append(time.perf_counter() - started)
-            except Exception as exc:  # noqa: BLE001 - every waiter must learn of the failure
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for _, handed, future in batch:
-                if not future.done():
-                    future.set_result(allowed & set(handed))
-
-
-class Runner:
+class Runner(Delivery):
     """`nurture run`: sends due steps, watches the inbox, serves HTTP, until SIGTERM."""
 
     def __init__(self, app: App, once: bool = False) -> None:
@@ -303,130 +237,6 @@ class Runner:
             self.drained.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.drained.wait(), timeout=0.5)
-
-    def _queue(self, mailbox: str) -> asyncio.Queue[Job]:
-        if mailbox not in self.queues:
-            queue: asyncio.Queue[Job] = asyncio.Queue()
-            self.queues[mailbox] = queue
-            for _ in range(self.app.sender.channels_for(mailbox)):
-                self.channel_tasks.append(asyncio.create_task(self._channel(mailbox, queue),
-                                                              name=f"channel-{mailbox}"))
-        return self.queues[mailbox]
-
-    # --- channels -----------------------------------------------------------------------------
-
-    async def _channel(self, mailbox: str, queue: asyncio.Queue[Job]) -> None:
-        """One connection: record the previous answer and mark the next mail handed over in
-        one commit, while the next transaction is prepared; hand it over once committed."""
-        channel = await self.app.sender.open_channel(mailbox)
-        me = asyncio.current_task()
-        assert me is not None
-        outcome: Outcome | None = None
-        finished: Job | None = None
-        try:
-            while True:
-                job: Job | None = None
-                if outcome is None:
-                    if self.stop_event.is_set():
-                        return
-                    self.busy.discard(me)
-                    job = await queue.get()
-                    self.busy.add(me)
-                elif not queue.empty() and not self.stop_event.is_set():
-                    job = queue.get_nowait()
-                prior = [outcome] if outcome else []
-                if job is None:
-                    await self._commit(prior, [])
-                    if finished is not None:
-                        self._done(finished)
-                    outcome = finished = None
-                    continue
-                decision = asyncio.ensure_future(self._commit(prior, [job.envelope.message_id]))
-                await self._throttle_pause(mailbox)
-                sent = await self._send(channel, job, Gate(decision, job.envelope.message_id))
-                await decision  # the previous answer is durable
-                if finished is not None:
-                    self._done(finished)
-                outcome, finished = sent, job
-                if sent is None:
-                    self.stats["withdrawn"] += 1
-                    self._done(job)
-                    outcome = finished = None
-        finally:
-            if outcome is not None:
-                try:
-                    await self._commit([outcome], [])
-                finally:
-                    if finished is not None:
-                        self._done(finished)
-            self.busy.discard(me)
-            await channel.close()
-
-    async def _commit(self, outcomes: list[Outcome], hand_over: list[str]) -> set[str]:
-        """Make the record durable; a database outage blocks this channel, never drops."""
-        delay = 0.5
-        while True:
-            try:
-                return await self.ledger.commit(outcomes, hand_over)
-            except Exception as exc:  # noqa: BLE001 - keep the answer until it is recorded
-                log.error("action=ledger_failed error=%r retry_in_s=%.1f", str(exc), delay)
-                if self.stop_event.is_set() and not outcomes:
-                    return set()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    async def _send(self, channel: Any, job: Job, gate: Gate) -> Outcome | None:
-        planner = self.app.planner
-        started = time.perf_counter()
-        try:
-            result = await channel.send(job.envelope, gate)
-            self.timings["smtp_s"] += time.perf_counter() - started
-            if result is None:
-                return None  # withdrawn: its enrolment lost the claim (a reply, a pause)
-        except TransientDeliveryError as exc:
-            self.stats["deferred"] += 1
-            self.last_send_error = f"{exc.code or ''} {exc.message}".strip()[:300]
-            self.app.metrics.deferred(job.envelope.mailbox, "throttled" if exc.throttled
-                                      else "transient")
-            if exc.throttled:
-                self._slow_down(job.envelope.mailbox)
-            log.info("action=send_deferred campaign=%s step=%s code=%s throttled=%s error=%r",
-                     job.campaign, job.step_id, exc.code, exc.throttled, exc.message[:200])
-            return planner.deferred(job, exc.code, exc.message, self.app.clock.now(), exc.throttled)
-        except PermanentDeliveryError as exc:
-            outcome = planner.refused(job, exc.code, exc.message)
-            self.stats[outcome.state] += 1
-            self.app.metrics.failed(job.envelope.mailbox, outcome.state)
-            log.warning("action=send_%s campaign=%s step=%s code=%s error=%r", outcome.state,
-                        job.campaign, job.step_id, exc.code, exc.message[:200])
-            if outcome.state == "bounced":
-                await self._db(self.app.after_smtp_bounce, job.lead_id, exc.code, exc.message)
-            return outcome
-        self.stats["accepted"] += 1
-        self.last_send_ok_at = self.app.clock.now()
-        self.last_send_error = None
-        self.app.metrics.sent(job, self.last_send_ok_at)
-        log.debug("action=send_ok campaign=%s step=%s message_id=%s", job.campaign, job.step_id,
-                  job.envelope.message_id)
-        return Outcome(job.envelope.message_id, job.enrollment_id, job.lead_id, "accepted",
-                       result.code, result.message, job.success)
-
-    def _done(self, job: Job) -> None:
-        self.inflight -= 1
-        if self.inflight <= self.settings.worker.batch_size:
-            self.drained.set()
-
-    def _slow_down(self, mailbox: str) -> None:
-        now = time.monotonic()
-        current = self.throttled_until.get(mailbox, 0.0)
-        pause = 2.0 if current < now - 60 else min(max(current - now, 1.0) * 2, 60.0)
-        self.throttled_until[mailbox] = now + pause
-        log.warning("action=mailbox_throttled mailbox=%s pause_s=%.1f", mailbox, pause)
-
-    async def _throttle_pause(self, mailbox: str) -> None:
-        wait = self.throttled_until.get(mailbox, 0.0) - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(min(wait, 60.0))
 
     # --- side tasks -----------------------------------------------------------------------------
 

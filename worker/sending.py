@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from worker.adapters.db.ledger import Claimed, EnrollmentChange, Outcome, PlannedTouch
+from worker.adapters.db.rows import Claimed, EnrollmentChange, Outcome, PlannedTouch
 from worker.catalog import Catalog
 from worker.domain import policy, sequence
 from worker.domain.campaigns import Campaign

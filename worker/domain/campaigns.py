@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from worker.domain import schedule
+from worker.domain.checker import Checker, locate_keys
 from worker.domain.mime import Attachment, prepare_attachment, split_address
 from worker.domain.render import CompiledMail, Renderer, front_matter_line
 from worker.domain.schedule import Wait, Window
@@ -111,42 +112,6 @@ class Campaign:
         return [s for s in self.steps if s.kind == "email"]
 
 
-def locate_keys(text: str) -> dict[str, int]:
-    """Line of each key: ``"name"``, ``"window.hours"``, ``"step.2.wait"``, ``"step.2"``."""
-    lines: dict[str, int] = {}
-    table, steps = "", -1
-    key_re = re.compile(r'^\s*("?)([A-Za-z0-9_-]+)\1\s*=')
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if stripped.startswith("[["):
-            name = stripped.strip("[] ")
-            if name == "step":
-                steps += 1
-                table = f"step.{steps}"
-            else:
-                table = name
-            lines.setdefault(table, number)
-        elif stripped.startswith("["):
-            table = stripped.strip("[] ")
-            lines.setdefault(table, number)
-        else:
-            match = key_re.match(line)
-            if match:
-                lines.setdefault(f"{table}.{match.group(2)}" if table else match.group(2), number)
-    return lines
-
-
-class _Checker:
-    def __init__(self, file: str, lines: dict[str, int]) -> None:
-        self.file, self.lines = file, lines
-        self.problems: list[Problem] = []
-
-    def add(self, key: str, message: str, file: str | None = None, line: int | None = None) -> None:
-        if line is None:
-            line = self.lines.get(key) or self.lines.get(key.rpartition(".")[0]) or 1
-        self.problems.append(Problem(file or self.file, line, message))
-
-
 def parse_campaign(source: CampaignSource, renderer: Renderer) -> Campaign:
     """Read and validate one campaign folder. Raises CampaignError listing every problem."""
     camp, problems = inspect_campaign(source, renderer)
@@ -169,7 +134,7 @@ def inspect_campaign(source: CampaignSource,
         match = re.search(r"line (\d+)", str(exc))
         return None, [Problem(file, int(match.group(1)) if match else 1,
                               f"not valid TOML: {exc}")]
-    check = _Checker(file, locate_keys(text))
+    check = Checker(file, locate_keys(text))
     for key in data:
         if key not in TOP_KEYS:
             check.add(key, f"unknown key {key!r}")
@@ -212,7 +177,7 @@ def inspect_campaign(source: CampaignSource,
     return camp, check.problems
 
 
-def _str(data: Mapping[str, Any], key: str, check: _Checker, prefix: str = "") -> str | None:
+def _str(data: Mapping[str, Any], key: str, check: Checker, prefix: str = "") -> str | None:
     value = data.get(key)
     if value is None:
         return None
@@ -222,7 +187,7 @@ def _str(data: Mapping[str, Any], key: str, check: _Checker, prefix: str = "") -
     return value.strip()
 
 
-def _window(raw: Any, check: _Checker) -> Window | None:
+def _window(raw: Any, check: Checker) -> Window | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -264,7 +229,7 @@ def _window(raw: Any, check: _Checker) -> Window | None:
 
 
 def _steps(raw: Any, source: CampaignSource, renderer: Renderer, camp: Campaign,
-           check: _Checker) -> tuple[Step, ...]:
+           check: Checker) -> tuple[Step, ...]:
     if not raw:
         check.add("step", "a sequence needs at least one [[step]]", line=1)
         return ()
@@ -319,7 +284,7 @@ def _steps(raw: Any, source: CampaignSource, renderer: Renderer, camp: Campaign,
 
 
 def _timing(item: Mapping[str, Any], key: str, index: int, last_day: int,
-            check: _Checker) -> tuple[Wait | None, int | None]:
+            check: Checker) -> tuple[Wait | None, int | None]:
     if "wait" in item and "day" in item:
         check.add(f"{key}.day", "use either 'wait' or 'day', not both")
     if "day" in item:
@@ -341,7 +306,7 @@ def _timing(item: Mapping[str, Any], key: str, index: int, last_day: int,
     return Wait(0, "s"), None
 
 
-def _task_kind(item: Mapping[str, Any], key: str, check: _Checker) -> str:
+def _task_kind(item: Mapping[str, Any], key: str, check: Checker) -> str:
     kind = item.get("task_kind")
     if kind is not None:
         if kind not in TASK_KINDS:
@@ -355,7 +320,7 @@ def _task_kind(item: Mapping[str, Any], key: str, check: _Checker) -> str:
 
 
 def _compile(source: CampaignSource, name: str, mail_id: str, key: str, renderer: Renderer,
-             camp: Campaign, check: _Checker) -> None:
+             camp: Campaign, check: Checker) -> None:
     path = f"{source.path}/{name}"
     if not name.endswith((".md", ".html")):
         check.add(key, f"template {name!r} must be a .md or .html file")
@@ -370,7 +335,7 @@ def _compile(source: CampaignSource, name: str, mail_id: str, key: str, renderer
         check.add(key, exc.reason, file=exc.template, line=exc.line)
 
 
-def _attach(source: CampaignSource, name: str, key: str, camp: Campaign, check: _Checker) -> None:
+def _attach(source: CampaignSource, name: str, key: str, camp: Campaign, check: Checker) -> None:
     data = source.read_bytes(name)
     if data is None:
         check.add(key, f"attachment {name!r} not found in {source.path}")
@@ -384,7 +349,7 @@ def _attach(source: CampaignSource, name: str, key: str, camp: Campaign, check: 
 
 
 def _issues(source: CampaignSource, renderer: Renderer, camp: Campaign,
-            check: _Checker) -> tuple[Issue, ...]:
+            check: Checker) -> tuple[Issue, ...]:
     issues: list[Issue] = []
     for name in source.list("issues"):
         if not name.endswith((".md", ".html")):

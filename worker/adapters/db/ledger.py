@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from worker.adapters.db import models as m
 from worker.adapters.db import sql
 from worker.adapters.db.raw import RawSQL
+from worker.adapters.db.rows import Claimed, EnrollmentChange, Outcome, PlannedTouch
 from worker.adapters.db.store import BaseStore
 from worker.domain.model import DUE_STATUSES, Lead
 from worker.domain.sequence import DueItem, PriorTouch
@@ -36,64 +36,6 @@ E, T = m.Enrollment, m.Touch
 # query repeats its condition literally (a bound "status IN (?, ?)" scans the whole table).
 _DUE = text(m.DUE_SQL)
 _PRIORITY = text("priority > 0")
-
-
-@dataclass(frozen=True)
-class Claimed:
-    item: DueItem
-    campaign: str
-    priority: int
-
-
-@dataclass
-class PlannedTouch:
-    """A row for ``touches`` decided by the planner."""
-
-    enrollment_id: int
-    lead_id: int
-    campaign: str
-    step_id: str
-    step_index: int
-    kind: str
-    state: str
-    touch_number: int | None = None
-    message_id: str | None = None
-    mailbox: str | None = None
-    subject: str | None = None
-    task_kind: str | None = None
-    task_text: str | None = None
-    owner: str | None = None
-    due_at: datetime | None = None
-    note: str | None = None
-
-
-@dataclass
-class EnrollmentChange:
-    enrollment_id: int
-    lead_id: int
-    next_step: int | None = None
-    next_due_at: datetime | None = None
-    status: str | None = None
-    reason: str | None = None
-    last_touch_at: datetime | None = None
-    attempts: int | None = None
-    release: bool = True
-    on_finish: str | None = None
-    on_finish_due: datetime | None = None
-    basis_at: datetime | None = None  # the send time next_due_at was computed from
-
-
-@dataclass
-class Outcome:
-    """What happened to one handed-over mail, for the ledger."""
-
-    message_id: str
-    enrollment_id: int
-    lead_id: int
-    state: str                  # accepted | failed | bounced | deferred
-    code: int | None
-    response: str
-    change: EnrollmentChange | None = None
 
 
 class SendingMixin(BaseStore):
