@@ -114,7 +114,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--profile", metavar="FILE")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="event loop for both runs (the worker's worker.event_loop)")
     args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     tmp = Path(tempfile.mkdtemp(prefix="nurture-throughput-"))
     cluster = PostgresCluster().start() if args.db == "postgres" else None
     sink = SmtpSink().start()
@@ -160,7 +165,8 @@ def main() -> int:
         if cluster:
             cluster.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"messages: {args.count}, connections: {args.connections}, database: {args.db}")
+    print(f"messages: {args.count}, connections: {args.connections}, database: {args.db}, "
+          f"event loop: {args.loop} (both runs)")
     print(f"bare aiosmtplib loop : {bare:8.0f} msgs/s (the same mails, built beforehand)")
     print(f"nurture worker       : {worker:8.0f} msgs/s (render, build, record; {accepted} "
           "accepted)")

@@ -43,6 +43,7 @@ def test_environment_overrides_any_key_with_conversion() -> None:
     ({"NURTURE_DATABASE__URL": "mysql://x"}, "database.url"),
     ({"NURTURE_HTTP__ENABLED": "perhaps"}, "http.enabled"),
     ({"NURTURE_WORKER__LATE_POLICY": "panic"}, "worker.late_policy"),
+    ({"NURTURE_WORKER__EVENT_LOOP": "trio"}, "worker.event_loop"),
 ])
 def test_a_bad_value_is_refused_with_the_keys_name(env: dict[str, str], key: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -86,10 +86,11 @@ def test_a_second_sqlite_worker_refuses_to_start(tmp_path: Path,
         assert first.wait(30) == 0
 
 
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_sigterm_during_a_burst_finishes_in_flight_mail_and_loses_nothing(
-        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
-    # Given 600 due mails and a worker sending them
-    app, env = workspace(tmp_path, smtp_server)
+        tmp_path: Path, smtp_server: ScriptedSmtpServer, loop: str) -> None:
+    # Given 600 due mails and a worker sending them on either event loop
+    app, env = workspace(tmp_path, smtp_server, WORKER__EVENT_LOOP=loop)
     enrol_many(app, 600)
     proc = spawn(env, tmp_path)
     # When SIGTERM arrives in the middle of the burst
@@ -98,10 +99,12 @@ def test_sigterm_during_a_burst_finishes_in_flight_mail_and_loses_nothing(
     # Then the worker exits 0, with its claims released
     assert proc.wait(30) == 0
     assert claimed(app) == 0
-    assert "action=worker_stop" in (tmp_path / "worker.log").read_text()
+    log = (tmp_path / "worker.log").read_text()
+    assert "action=worker_stop" in log and f"loop={loop}" in log
     # And a second run sends the rest, nothing twice
-    assert subprocess.run([sys.executable, "-m", "worker", "run", "--once"], cwd=tmp_path,
-                          env={**os.environ, **env}, capture_output=True, timeout=120).returncode == 0
+    rest = subprocess.run([sys.executable, "-m", "worker", "run", "--once"], cwd=tmp_path,
+                          env={**os.environ, **env}, capture_output=True, timeout=120)
+    assert rest.returncode == 0, rest.stderr.decode()[-3000:]
     ids = smtp_server.message_ids()
     assert len(ids) == 600 and max(ids.values()) == 1
     assert states(app)["accepted"] == 600

@@ -149,6 +149,7 @@ class WorkerSettings:
     retry_base_s: float = 60.0
     retry_max_s: float = 3600.0
     render_process: bool = True
+    event_loop: str = "uvloop"  # uvloop | asyncio
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "smtp.tls": ("none", "starttls", "tls"),
     "imap.tls": ("none", "starttls", "tls"),
     "worker.late_policy": ("send", "skip", "spread"),
+    "worker.event_loop": ("uvloop", "asyncio"),
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "logging.format": ("text", "json"),
 }

@@ -100,8 +100,9 @@ class Runner(Delivery):
                 if server is not None:
                     side.append(server)
             log.info("action=worker_start worker=%s once=%s outbound=%s inbound=%s "
-                     "campaigns=%d", app.worker_id, self.once, self.settings.outbound.transport,
-                     self.settings.inbound.transport, len(app.catalog.campaigns))
+                     "campaigns=%d loop=%s", app.worker_id, self.once,
+                     self.settings.outbound.transport, self.settings.inbound.transport,
+                     len(app.catalog.campaigns), type(self.loop).__module__.split(".")[0])
             await self._main()
         finally:
             await self._shutdown(side)
