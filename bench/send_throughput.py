@@ -140,10 +140,12 @@ def main() -> int:
                 await asyncio.sleep(0.05)
             await asyncio.to_thread(enrol, app, args.count)
             start = time.perf_counter()
+            cpu0 = time.process_time()
             runner.wake()
             while sink.count < before + args.count:
                 await asyncio.sleep(0.005)
             elapsed = time.perf_counter() - start
+            runner.timings["worker_cpu_s"] = time.process_time() - cpu0
             runner.stop()
             await task
             return elapsed
@@ -171,7 +173,8 @@ def main() -> int:
     print(f"nurture worker       : {worker:8.0f} msgs/s (render, build, record; {accepted} "
           "accepted)")
     print(f"ratio worker/bare    : {worker / bare:8.2f}  (target >= 0.70)")
-    print(f"worker time: {elapsed:.2f}s; {where}")
+    print(f"worker time: {elapsed:.2f}s, of which the worker's process used "
+          f"{runner.timings['worker_cpu_s']:.2f}s of CPU; {where}")
     d = sorted(runner.ledger.durations)
     if d:
         print(f"ledger commit ms: p50 {d[len(d) // 2] * 1000:.2f} p90 "

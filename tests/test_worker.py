@@ -329,3 +329,28 @@ def test_short_waits_with_the_real_clock(tmp_path: Path, smtp_server: ScriptedSm
     gap = second.accepted_at - first.accepted_at
     assert timedelta(seconds=2) <= gap < timedelta(seconds=10)
     assert enrollment(app, "ann@acme.test", "quick").status == "completed"
+
+
+def test_a_waiting_enrolment_that_sends_records_its_return_to_active(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    # Given two leads: one active, one waiting (an out-of-office) whose step is due again
+    clock = FakeClock(datetime(2026, 3, 2, 14, 0, tzinfo=UTC))
+    app = smtp_app(tmp_path, smtp_server, clock)
+    for addr in ("act@acme.test", "ooo@acme.test"):
+        app.service.intake({"email": addr}, campaign="seq")
+    with app.db.session() as s:
+        row = s.get(m.Enrollment, enrollment(app, "ooo@acme.test").id)
+        assert row is not None
+        row.status, row.status_reason = "waiting", "out of office"
+    # When the worker sends both first steps
+    run_once(app)
+    assert len(smtp_server.messages) == 2
+    # Then the waiting one is active again, with the change recorded; the active one has no
+    # status change for the send
+    with app.db.session() as s:
+        changes = s.execute(select(m.StatusChange.enrollment_id, m.StatusChange.old,
+                                   m.StatusChange.new, m.StatusChange.reason)
+                            .where(m.StatusChange.reason == "step sent")).all()
+    ooo, act = enrollment(app, "ooo@acme.test"), enrollment(app, "act@acme.test")
+    assert ooo.status == act.status == "active"
+    assert [tuple(c) for c in changes] == [(ooo.id, "waiting", "active", "step sent")]

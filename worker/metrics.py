@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,6 +29,7 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         self.registry = CollectorRegistry()
         r = self.registry
+        self._sent: dict[str, Any] = {}
         self.mails_sent = Counter("nurture_mails_sent", "Mails accepted by the server",
                                   ["mailbox"], registry=r)
         self.mails_failed = Counter("nurture_mails_failed", "Mails refused for good",
@@ -50,7 +51,10 @@ class Metrics:
                                     "step is", registry=r)
 
     def sent(self, job: Job, accepted_at: datetime | None = None) -> None:
-        self.mails_sent.labels(job.envelope.mailbox).inc()
+        counter = self._sent.get(job.envelope.mailbox)
+        if counter is None:  # a label lookup per mail costs more than the count itself
+            counter = self._sent[job.envelope.mailbox] = self.mails_sent.labels(job.envelope.mailbox)
+        counter.inc()
         if job.first_enrolled_at is not None and accepted_at is not None:
             self.enrol_to_first_mail.observe(
                 max((accepted_at - job.first_enrolled_at).total_seconds(), 0.0))

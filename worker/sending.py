@@ -216,7 +216,8 @@ class Planner:
         success = EnrollmentChange(item.enrollment_id, lead.id, next_step=after.next_step,
                                    next_due_at=after.next_due_at, status=after.status,
                                    reason=after.reason, on_finish=plan.on_finish,
-                                   on_finish_due=p.on_finish_due, basis_at=now)
+                                   on_finish_due=p.on_finish_due, basis_at=now,
+                                   from_status=item.status)
         first = item.enrolled_at if plan.email.touch_number == 1 else None
         jobs.append(Job(envelope, item.enrollment_id, lead.id, campaign.slug, plan.email.step.id,
                         success, attempts=item.attempts, first_enrolled_at=first))

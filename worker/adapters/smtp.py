@@ -139,37 +139,44 @@ async def _transaction(client: aiosmtplib.SMTP, envelope: Envelope, gate: Gate |
         return await client.sendmail(sender, [rcpt], envelope.data)
     if client.is_ehlo_or_helo_needed:
         await client.ehlo()
-    response = await client.execute_command(b"MAIL", b"FROM:<" + sender.encode() + b">")
-    if response.code != 250:
-        raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
-    response = await client.execute_command(b"RCPT", b"TO:<" + rcpt.encode() + b">")
-    if response.code not in (250, 251):
-        raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, rcpt)
     protocol = client.protocol
-    if gate is None or protocol is None:
-        if gate is not None and not await gate.allowed():
-            return None
-        response = await client.data(envelope.data)
-        return {}, response.message
-    message = _DOTS.sub(b"..", envelope.data)
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    # A write followed at once by read_response (no await between) as aiosmtplib does.
-    protocol.write(b"DATA\r\n")
-    response = await protocol.read_response(timeout=client.timeout)
-    if response.code != 354:
-        raise aiosmtplib.SMTPDataError(response.code, response.message)
-    if gate.known() is True:
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("not connected")
+    # Each phase has one deadline (asyncio.timeout) instead of a wait_for per answer: the
+    # answers are awaited directly, one event-loop hop each instead of three. A write is
+    # followed at once by read_response (no await between), as aiosmtplib does.
+    async with asyncio.timeout(client.timeout):
+        protocol.write(b"MAIL FROM:<" + sender.encode() + b">\r\n")
+        response = await protocol.read_response(timeout=None)
+        if response.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
+        protocol.write(b"RCPT TO:<" + rcpt.encode() + b">\r\n")
+        response = await protocol.read_response(timeout=None)
+        if response.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, rcpt)
+        protocol.write(b"DATA\r\n")
+        response = await protocol.read_response(timeout=None)
+        if response.code != 354:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+    message = _stuff(envelope.data)
+    if gate is None or gate.known() is True:
         protocol.write(message + b".\r\n")  # the ledger has answered: one write, like sendmail
     else:
         protocol.write(message)
         if not await gate.allowed():
             return None
         protocol.write(b".\r\n")
-    response = await protocol.read_response(timeout=client.timeout)
+    async with asyncio.timeout(client.timeout):
+        response = await protocol.read_response(timeout=None)
     if response.code != 250:
         raise aiosmtplib.SMTPDataError(response.code, response.message)
     return {}, response.message
+
+
+def _stuff(data: bytes) -> bytes:
+    """Dot-stuffing and the final line break (RFC 5321 4.5.2)."""
+    message = _DOTS.sub(b"..", data) if data.startswith(b".") or b"\n." in data else data
+    return message if message.endswith(b"\r\n") else message + b"\r\n"
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -187,6 +194,8 @@ def _translate(exc: BaseException) -> TransientDeliveryError | PermanentDelivery
         return _by_code(exc.code, exc.message)
     if isinstance(exc, aiosmtplib.SMTPTimeoutError):
         return TransientDeliveryError(None, f"timeout: {exc}")
+    if isinstance(exc, TimeoutError):
+        return TransientDeliveryError(None, "timeout: no answer from the server in time")
     return TransientDeliveryError(None, f"connection: {exc.__class__.__name__}: {exc}")
 
 

@@ -273,8 +273,12 @@ class SendingMixin(BaseStore):
                             {"mid": o.message_id, "state": "accepted", "code": o.code,
                              "response": o.response[:2000], "accepted_at": at} for o in simple])
                         moves = [self._advance_row(o, worker_id, now, at) for o in simple]
-                        cur.executemany(self._raw_sql["audit"], [
-                            {"eid": r["eid"], "worker": worker_id, "now": at} for r in moves])
+                        # An enrolment claimed while `active` (and still claimed, so unchanged)
+                        # needs no status-change row: only look up the others.
+                        audit = [{"eid": o.enrollment_id, "worker": worker_id, "now": at}
+                                 for o in simple if o.change and o.change.from_status != "active"]
+                        if audit:
+                            cur.executemany(self._raw_sql["audit"], audit)
                         cur.executemany(self._raw_sql["advance"], moves)
                     for o in rest:
                         self._record_outcome(conn, worker_id, o, now)

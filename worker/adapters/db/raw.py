@@ -27,7 +27,8 @@ class RawSQL:
     def ts(self, value: datetime | None) -> Any:
         if value is None or not self.sqlite:
             return value
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # As the ORM stores it ("%Y-%m-%d %H:%M:%S.%f"); isoformat is several times cheaper.
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def in_list(self, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
         """An expanded ``IN (...)`` list and its parameters."""

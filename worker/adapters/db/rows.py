@@ -51,6 +51,7 @@ class EnrollmentChange:
     on_finish: str | None = None
     on_finish_due: datetime | None = None
     basis_at: datetime | None = None  # the send time next_due_at was computed from
+    from_status: str | None = None    # the status when claimed (None: unknown)
 
 
 @dataclass
