@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--profile", metavar="FILE")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop",
                         help="event loop for both runs (the worker's worker.event_loop)")
     args = parser.parse_args()
     if args.loop == "uvloop":
