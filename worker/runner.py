@@ -135,6 +135,7 @@ class Runner(Delivery):
                     await self._wait_drained()
                     if await self._db(self._due_now) == 0:
                         break
+                    await self._sleep()  # due, but claimed by another worker: not a busy loop
                 continue
             if claimed == 0 or not ready:
                 await self._sleep()
