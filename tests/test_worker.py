@@ -354,3 +354,73 @@ def test_a_waiting_enrolment_that_sends_records_its_return_to_active(
     ooo, act = enrollment(app, "ooo@acme.test"), enrollment(app, "act@acme.test")
     assert ooo.status == act.status == "active"
     assert [tuple(c) for c in changes] == [(ooo.id, "waiting", "active", "step sent")]
+
+
+THREADED = """
+name = "Threaded"
+kind = "sequence"
+sender = "Dana at Acme <dana@acme.example>"
+[[step]]
+id = "first"
+wait = "0"
+template = "first.md"
+window = false
+[[step]]
+id = "again"
+wait = "1d"
+template = "again.md"
+thread = true
+window = false
+"""
+
+
+def accepted(app: App) -> int:
+    with app.db.session() as s:
+        return len(s.scalars(select(m.Touch.id).where(m.Touch.state == "accepted")).all())
+
+
+def test_the_render_process_plans_and_renders_big_batches_from_the_lead_data(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    # Given a worker with its render process, and 24 leads due at once (a big batch)
+    clock = FakeClock(datetime(2026, 3, 2, 14, 0, tzinfo=UTC))
+    write_campaign(tmp_path / "campaigns", "threaded", THREADED, {
+        "first.md": email_template("{{ lead.first_name }}, your report"),
+        "again.md": email_template("ignored for a threaded step")})
+    app = make_app(tmp_path, clock, OUTBOUND__TRANSPORT="smtp", SMTP__HOST="127.0.0.1",
+                   SMTP__PORT=str(smtp_server.port), WORKER__RENDER_PROCESS="true")
+    runner = Runner(app)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(runner.run())
+        for _ in range(600):
+            if runner.renderer_ready:
+                break
+            await asyncio.sleep(0.05)
+        assert runner.renderer_ready
+        for i in range(24):
+            app.service.intake({"email": f"p{i}@acme.test", "first_name": f"Pat{i}"},
+                               campaign="threaded")
+        runner.wake()
+        await asyncio.to_thread(smtp_server.wait_for, 24, 30)
+        while accepted(app) < 24:  # the answers are recorded (a wait counts from then)
+            await asyncio.sleep(0.02)
+        # When a day passes, the threaded step is planned there from the prior touches
+        clock.advance(days=1)
+        runner.wake()
+        await asyncio.to_thread(smtp_server.wait_for, 48, 30)
+        runner.stop()
+        assert await task == 0
+
+    asyncio.run(scenario())
+    # Then each lead got its own name, and the second mail answers the first one
+    mails = [parsed(m.data) for m in smtp_server.messages]
+    first = {m["To"].addresses[0].username: m for m in mails if m["In-Reply-To"] is None}
+    again = {m["To"].addresses[0].username: m for m in mails if m["In-Reply-To"] is not None}
+    assert len(first) == len(again) == 24
+    for to, mail in first.items():
+        n = to[1:]  # p7 -> 7
+        assert mail["Subject"] == f"Pat{n}, your report"
+        assert again[to]["In-Reply-To"] == mail["Message-ID"]
+        assert again[to]["Subject"] == f"Re: Pat{n}, your report"
+    # And the render process did plan them (the worker only claimed and recorded)
+    assert runner.stats["planned"] == 48 and runner.stats["render_process_batches"] >= 2

@@ -1,12 +1,14 @@
-"""The render process: a second process (the second core) turns planned mails into bytes
-(Jinja, then the message), while the worker's own process claims, records and talks SMTP.
+"""The render process: a second process (the second core) reads, plans and renders claimed
+enrolments, while the worker's own process claims, records and talks SMTP.
 
-Rendering is pure CPU; in the worker's process it would compete with the event loop for the
-interpreter lock. The render process has no database: it reads the same campaign folders
-(reloading them when the worker's catalog changes) and gets the signing key and the
-installation tag from the worker, so its mails are exactly the worker's. Every database
-write stays in the worker, so on SQLite nothing waits for another process's write lock.
-Small batches (a lone speed-to-lead mail) are rendered in the worker: no round trip.
+Planning and rendering are pure CPU plus reads; in the worker's process they would compete
+with the event loop for the interpreter lock. The render process reads the same campaign
+folders (reloading them when the worker's catalog changes), gets the signing key and the
+installation tag from the worker, so its mails are exactly the worker's, and reads the
+database on a connection of its own (WAL readers never wait for the writer on SQLite). It
+writes nothing: the worker claims (one short write) and records the plan and every answer,
+so on SQLite nothing waits for another process's write lock. Small batches (a lone
+speed-to-lead mail) are planned in the worker: no round trip.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from worker.config import Settings
 
 if TYPE_CHECKING:
+    from worker.adapters.db.rows import ClaimRow
     from worker.catalog import Catalog
-    from worker.sending import RenderRequest, RenderResult
+    from worker.sending import Planned, Planner, RenderRequest, RenderResult
 
 log = logging.getLogger(__name__)
 MIN_BATCH = 16
@@ -46,6 +50,23 @@ def _start(settings: Settings, parent: int, key: bytes, install: str) -> None:
     _state["settings"] = settings
     _state["factory"] = MailFactory(settings, key, install)
     _state["catalog"] = _load(settings)
+    _state["planner"] = _planner(settings)
+
+
+def _planner(settings: Settings) -> Planner:
+    """The worker's planner over a connection of this process's own, used for reads only."""
+    from worker.adapters.db import Database
+    from worker.adapters.db.engine import make_engine
+    from worker.domain.sequence import Policy
+    from worker.sending import Planner
+    w = settings.worker
+    rules = Policy(w.late_policy, w.late_spread_h, settings.notify.default_owner or None)
+    from worker.catalog import Catalog
+    from worker.mailer import MailFactory
+    catalog, factory = _state["catalog"], _state["factory"]
+    assert isinstance(catalog, Catalog) and isinstance(factory, MailFactory)
+    db = Database(make_engine(settings.database.url, 1))
+    return Planner(db, catalog, factory, rules, w.retry_base_s, w.retry_max_s)
 
 
 def _load(settings: Settings) -> Catalog:
@@ -70,6 +91,17 @@ def _render(requests: list[RenderRequest], digest: str) -> list[RenderResult]:
     return [render_mail(catalog, factory, r) for r in requests]
 
 
+def _plan(rows: list[ClaimRow], now: datetime, digest: str) -> Planned:
+    from worker.catalog import Catalog
+    from worker.sending import Planner
+    catalog, planner, settings = _state["catalog"], _state["planner"], _state["settings"]
+    assert isinstance(catalog, Catalog) and isinstance(planner, Planner)
+    if catalog.digest != digest:
+        assert isinstance(settings, Settings)
+        catalog = _state["catalog"] = planner.catalog = _load(settings)
+    return planner.plan_claimed(rows, now)
+
+
 class RenderProcess:
     """One spawned process (not forked: the worker has threads and open connections)."""
 
@@ -84,6 +116,10 @@ class RenderProcess:
 
     def render(self, requests: list[RenderRequest], digest: str) -> Future[list[RenderResult]]:
         return self._executor.submit(_render, requests, digest)
+
+    def plan(self, rows: list[ClaimRow], now: datetime, digest: str) -> Future[Planned]:
+        """Read, plan and render claimed enrolments there; the worker records the result."""
+        return self._executor.submit(_plan, rows, now, digest)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -126,7 +126,7 @@ class Runner(Delivery):
         batch = self.settings.worker.batch_size
         while not self.stop_event.is_set():
             claimed = 0
-            ready = self.inflight <= batch
+            ready = self.inflight <= 2 * batch
             if ready:
                 claimed = await self._pass(batch)
             if self.once:
@@ -172,20 +172,20 @@ class Runner(Delivery):
         return count
 
     async def _plan(self, now: datetime, room: int) -> tuple[int, list[Job]]:
-        """Claim, plan, render (in the render process for a big batch), record the plan."""
+        """Claim; read, plan and render (in the render process for a big batch); record."""
         app, lease = self.app, self.settings.worker.lease_s
-        claimed = await self._store(app.db.claim_due, app.worker_id, now, room, lease)
-        if not claimed:
+        rows = await self._store(app.db.claim_rows, app.worker_id, now, room, lease)
+        if not rows:
             return 0, []
-        staged = await self._store(app.planner.stage, claimed, now)
-        requests = staged.requests
-        if self.renderer is not None and self.renderer_ready and \
-                len(requests) >= RENDER_BATCH_MIN:
-            results = await asyncio.wrap_future(self.renderer.render(requests,
-                                                                     app.catalog.digest))
+        if self.renderer is not None and self.renderer_ready and len(rows) >= RENDER_BATCH_MIN:
+            # Only the claim and the record are written here; the reads, the planning and the
+            # rendering run on the other core.
+            planned = await asyncio.wrap_future(self.renderer.plan(rows, now,
+                                                                   app.catalog.digest))
+            self.stats["render_process_batches"] += 1
         else:
-            results = app.planner.render(requests)
-        return len(claimed), await self._store(app.planner.record_plan, staged, results, now)
+            planned = await self._store(app.planner.plan_claimed, rows, now)
+        return len(rows), await self._store(app.planner.record, planned, now)
 
     async def _warm_up(self, renderer: RenderProcess) -> None:
         try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from worker.adapters.db.rows import Claimed, EnrollmentChange, Outcome, PlannedTouch
+from worker.adapters.db.rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
 from worker.catalog import Catalog
 from worker.domain import policy, sequence
 from worker.domain.campaigns import Campaign
@@ -81,6 +81,15 @@ class Staged:
 
 
 @dataclass
+class Planned:
+    """A batch planned and rendered, to be recorded: plain rows, so it can cross processes."""
+
+    touches: list[PlannedTouch]
+    changes: list[EnrollmentChange]
+    jobs: list[Job]
+
+
+@dataclass
 class Job:
     """One mail to hand over, with what to record once the server has answered."""
 
@@ -140,10 +149,24 @@ class Planner:
     def record_plan(self, staged: Staged, results: list[RenderResult],
                     now: datetime) -> list[Job]:
         """Record the plan with the rendered mails (one transaction); the jobs to send."""
+        return self.record(self.finish(staged, results, now), now)
+
+    def plan_claimed(self, rows: list[ClaimRow], now: datetime) -> Planned:
+        """Claimed rows -> the finished plan, rendered (reads only: the render process runs
+        this on its own connection, and the worker records the result)."""
+        staged = self.stage(self.db.load_claimed(rows), now)
+        return self.finish(staged, self.render(staged.requests), now)
+
+    def finish(self, staged: Staged, results: list[RenderResult], now: datetime) -> Planned:
         touches, changes = list(staged.touches), list(staged.changes)
         jobs: list[Job] = []
         for p, result in zip(staged.pending, results, strict=True):
             self._finish(p, result, now, touches, changes, jobs)
+        return Planned(touches, changes, jobs)
+
+    def record(self, planned: Planned, now: datetime) -> list[Job]:
+        """Record a finished plan (one transaction; caps checked there); the jobs to send."""
+        touches, changes, jobs = planned.touches, planned.changes, planned.jobs
         caps = {box: fn for box in {j.envelope.mailbox for j in jobs}
                 if (fn := self.factory.mailboxes.cap(box)) is not None}
         refused = self.db.plan(touches, changes, now, caps or None)

@@ -210,16 +210,16 @@ def _lease_race(tmp_path: Path, smtp_server: ScriptedSmtpServer,
     [job_b] = app_b.planner.prepare(app_b.db.claim_due("B", now, 10, 30), now)
     assert app_b.db.record("B", [], [job_b.envelope.message_id])
     clock.advance(seconds=31)
-    record_plan = app_a.planner.record_plan
+    record = app_a.planner.record
 
-    def plan_then_b_records(staged: Any, results: Any, at: Any) -> Any:
-        jobs = record_plan(staged, results, at)
+    def plan_then_b_records(planned: Any, at: Any) -> Any:
+        jobs = record(planned, at)
         app_b.db.record("B", [Outcome(job_b.envelope.message_id, job_b.enrollment_id,
                                       job_b.lead_id, "accepted", 250, "2.0.0 OK",
                                       job_b.success)], [])
         return jobs
 
-    app_a.planner.record_plan = plan_then_b_records  # type: ignore[method-assign]
+    app_a.planner.record = plan_then_b_records  # type: ignore[method-assign]
     return app_a, app_b, job_b.enrollment_id, clock
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from worker.adapters.db import models as m
 from worker.adapters.db import sql
 from worker.adapters.db.raw import RawSQL
-from worker.adapters.db.rows import Claimed, EnrollmentChange, Outcome, PlannedTouch
+from worker.adapters.db.rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
 from worker.adapters.db.store import BaseStore
 from worker.domain.model import DUE_STATUSES, Lead
 from worker.domain.sequence import DueItem, PriorTouch
@@ -93,51 +93,74 @@ class SendingMixin(BaseStore):
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def claim_due(self, worker_id: str, now: datetime, limit: int, lease_s: float) -> list[Claimed]:
-        """Claim up to ``limit`` due enrolments, contact requests first."""
+        """Claim up to ``limit`` due enrolments, contact requests first, with what the planner
+        needs to know of them."""
+        with self.session() as s:
+            return self._load_claimed(s, self._claim(s, worker_id, now, limit, lease_s))
+
+    def claim_rows(self, worker_id: str, now: datetime, limit: int,
+                   lease_s: float) -> list[ClaimRow]:
+        """Only the claim (one short write); ``load_claimed`` reads the rest, possibly in
+        another process."""
+        with self.session() as s:
+            return self._claim(s, worker_id, now, limit, lease_s)
+
+    def load_claimed(self, rows: Sequence[ClaimRow]) -> list[Claimed]:
+        """The leads and prior touches of claimed enrolments (reads only)."""
+        if not rows:
+            return []
+        with self.session() as s:
+            return self._load_claimed(s, rows)
+
+    def _claim(self, s: Any, worker_id: str, now: datetime, limit: int,
+               lease_s: float) -> list[ClaimRow]:
         until = now + timedelta(seconds=lease_s)
         claimable = and_(_DUE, E.next_due_at <= now,
                          or_(E.claimed_until.is_(None), E.claimed_until < now))
-        claimed: list[Any] = []
-        with self.session() as s:
-            for first in (True, False):
-                room = limit - len(claimed)
-                if room <= 0:
-                    break
-                pick = select(E.id).where(claimable)
-                pick = (pick.where(_PRIORITY).order_by(E.priority.desc(), E.next_due_at)
-                        if first else pick.order_by(E.next_due_at))
-                pick = pick.limit(room)
-                if not self.is_sqlite:
-                    pick = pick.with_for_update(skip_locked=True)
-                rows = s.execute(update(E).where(E.id.in_(pick.scalar_subquery()))
-                                 .values(claimed_by=worker_id, claimed_until=until)
-                                 .returning(E.id, E.lead_id, E.campaign, E.status, E.next_step,
-                                            E.next_due_at, E.enrolled_at, E.last_touch_at,
-                                            E.priority, E.attempts)
-                                 .execution_options(synchronize_session=False)).all()
-                claimed.extend(rows)
-            if not claimed:
-                return []
-            ids = [r.id for r in claimed]
-            # Plain rows, not ORM objects: this runs for every batch of the busiest path.
-            lead_cols = [getattr(m.Lead, c) for c in LEAD_FIELDS]
-            leads = {r.id: Lead(**{c: getattr(r, c) for c in LEAD_FIELDS[:-2]},
-                                tags=tuple(r.tags or ()), fields=dict(r.fields or {}))
-                     for r in s.execute(select(*lead_cols).where(
-                         m.Lead.id.in_({r.lead_id for r in claimed})))}
-            prior: dict[int, list[PriorTouch]] = defaultdict(list)
-            # Sorted here, not by ORDER BY: SQLite would then scan touches instead of using
-            # the (enrollment_id, step_id) index.
-            rows = sorted(s.execute(select(T.id, T.enrollment_id, T.step_id, T.kind, T.state,
-                                           T.message_id, T.subject, T.accepted_at, T.created_at)
-                                    .where(T.enrollment_id.in_(ids))), key=lambda r: r.id)
-            for t in rows:
-                prior[t.enrollment_id].append(PriorTouch(t.step_id, t.kind, t.state, t.message_id,
-                                                         t.subject, t.accepted_at or t.created_at))
+        claimed: list[ClaimRow] = []
+        for first in (True, False):
+            room = limit - len(claimed)
+            if room <= 0:
+                break
+            pick = select(E.id).where(claimable)
+            pick = (pick.where(_PRIORITY).order_by(E.priority.desc(), E.next_due_at)
+                    if first else pick.order_by(E.next_due_at))
+            pick = pick.limit(room)
+            if not self.is_sqlite:
+                pick = pick.with_for_update(skip_locked=True)
+            rows = s.execute(update(E).where(E.id.in_(pick.scalar_subquery()))
+                             .values(claimed_by=worker_id, claimed_until=until)
+                             .returning(E.id, E.lead_id, E.campaign, E.status, E.next_step,
+                                        E.next_due_at, E.enrolled_at, E.last_touch_at,
+                                        E.priority, E.attempts)
+                             .execution_options(synchronize_session=False)).all()
+            claimed.extend(ClaimRow(*r) for r in rows)
+        return claimed
+
+    @staticmethod
+    def _load_claimed(s: Any, claimed: Sequence[ClaimRow]) -> list[Claimed]:
+        if not claimed:
+            return []
+        ids = [r.id for r in claimed]
+        # Plain rows, not ORM objects: this runs for every batch of the busiest path.
+        lead_cols = [getattr(m.Lead, c) for c in LEAD_FIELDS]
+        leads = {r.id: Lead(**{c: getattr(r, c) for c in LEAD_FIELDS[:-2]},
+                            tags=tuple(r.tags or ()), fields=dict(r.fields or {}))
+                 for r in s.execute(select(*lead_cols).where(
+                     m.Lead.id.in_({r.lead_id for r in claimed})))}
+        prior: dict[int, list[PriorTouch]] = defaultdict(list)
+        # Sorted here, not by ORDER BY: SQLite would then scan touches instead of using
+        # the (enrollment_id, step_id) index.
+        rows = sorted(s.execute(select(T.id, T.enrollment_id, T.step_id, T.kind, T.state,
+                                       T.message_id, T.subject, T.accepted_at, T.created_at)
+                                .where(T.enrollment_id.in_(ids))), key=lambda r: r.id)
+        for t in rows:
+            prior[t.enrollment_id].append(PriorTouch(t.step_id, t.kind, t.state, t.message_id,
+                                                     t.subject, t.accepted_at or t.created_at))
         return [Claimed(DueItem(r.id, leads[r.lead_id], r.status, r.next_step, r.next_due_at,
                                 r.enrolled_at, r.last_touch_at, tuple(prior[r.id]),
                                 r.attempts or 0),
-                        r.campaign, r.priority) for r in claimed]
+                        r.campaign, r.priority) for r in claimed if r.lead_id in leads]
 
     def mailbox_usage(self, mailbox: str, now: datetime) -> tuple[int, int, datetime | None]:
         """Mails planned or sent through ``mailbox`` in the last hour and day, and its first."""

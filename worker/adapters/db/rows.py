@@ -4,8 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from worker.domain.sequence import DueItem
+
+
+class ClaimRow(NamedTuple):
+    """An enrolment as the claim returned it (plain values: it may cross to another process)."""
+
+    id: int
+    lead_id: int
+    campaign: str
+    status: str
+    next_step: int
+    next_due_at: datetime | None
+    enrolled_at: datetime
+    last_touch_at: datetime | None
+    priority: int
+    attempts: int | None
 
 
 @dataclass(frozen=True)
