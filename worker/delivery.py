@@ -45,6 +45,9 @@ class Ledger:
         self.commit_s = 0.0
         self.durations: deque[float] = deque(maxlen=4096)  # recent commit times
         self.committed = 0
+        # Message-IDs queued or with a channel, until their answer (or their withdrawal) is
+        # recorded: the runner does not queue a second copy of one meanwhile.
+        self.sending: set[str] = set()
 
     async def commit(self, outcomes: list[Outcome], hand_over: list[str]) -> set[str]:
         future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
@@ -84,6 +87,9 @@ class Ledger:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            # Settled: a later plan of these steps (a retry after a deferral) may be queued.
+            self.sending.difference_update(o.message_id for o in outcomes)
+            self.sending.difference_update(h for h in hand_over if h not in allowed)
             for _, handed, future in batch:
                 if not future.done():
                     future.set_result(allowed & set(handed))

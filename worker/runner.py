@@ -165,6 +165,13 @@ class Runner(Delivery):
             return 0
         self.stats["planned"] += len(jobs)
         for job in jobs:
+            if job.envelope.message_id in self.ledger.sending:
+                # Planned again while its first copy is still with a channel (its claim was
+                # dropped and taken again meanwhile): one copy is enough.
+                self.stats["replanned_in_flight"] += 1
+                log.warning("action=replanned_in_flight message_id=%s", job.envelope.message_id)
+                continue
+            self.ledger.sending.add(job.envelope.message_id)
             self._queue(job.envelope.mailbox).put_nowait(job)
             self.inflight += 1
         if jobs:
@@ -316,6 +323,7 @@ class Runner(Delivery):
             while not queue.empty():
                 job = queue.get_nowait()
                 dropped.append(job.enrollment_id)
+                self.ledger.sending.discard(job.envelope.message_id)
                 self.inflight -= 1
         idle = [t for t in self.channel_tasks if not t.done() and t not in self.busy]
         for task in idle:

@@ -121,9 +121,8 @@ class Service:
         return lead_id, enrolled
 
     def _contact_request(self, lead_id: int, email: str, owner: str | None) -> None:
-        for row in self.db.enrollments_of(lead_id, statuses=["active", "waiting"]):
-            self.db.set_enrollment(row.id, status=row.status, reason="contact request: front "
-                                   "of the queue", next_due_at=row.next_due_at, priority=1)
+        self.db.prioritize([row.id for row in self.db.enrollments_of(
+            lead_id, statuses=["active", "waiting"]) if not row.priority])
         to = owner or self.app.settings.notify.default_owner
         if to:
             self.db.add_notification("contact_request", to, f"Contact request from {email}",

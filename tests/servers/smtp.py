@@ -85,6 +85,15 @@ class _Handler:
     def __init__(self, owner: ScriptedSmtpServer) -> None:
         self.owner = owner
 
+    async def handle_EHLO(self, server: _RecordingSMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.owner.pipelining:
+            # aiosmtpd reads one command at a time from its buffer, so pipelined commands
+            # are answered in order, as RFC 2920 asks; it just does not say so by default.
+            responses.insert(1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, server: _RecordingSMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         action = self.owner._pop("mail")
@@ -145,11 +154,14 @@ class ScriptedSmtpServer:
 
     ``auth`` = {user: password} requires AUTH; ``starttls`` offers STARTTLS and
     ``implicit_tls`` speaks TLS from the start, both with a self-signed certificate whose
-    trust is ``client_ssl_context()``.
+    trust is ``client_ssl_context()``. ``pipelining`` offers PIPELINING (RFC 2920), as
+    real servers do; without it the worker sends one command at a time.
     """
 
     def __init__(self, *, auth: dict[str, str] | None = None, starttls: bool = False,
-                 implicit_tls: bool = False, hostname: str = "smtp.test") -> None:
+                 implicit_tls: bool = False, hostname: str = "smtp.test",
+                 pipelining: bool = True) -> None:
+        self.pipelining = pipelining
         self.host = "127.0.0.1"
         self.port = free_port()
         self.auth = dict(auth or {})

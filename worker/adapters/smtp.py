@@ -1,6 +1,9 @@
 """The SMTP door (aiosmtplib): reused connections per mailbox, short retries, answer classes.
 
-Each channel is one SMTP connection that sends one mail at a time. Transient trouble
+Each channel is one SMTP connection that sends one mail at a time: aiosmtplib connects,
+upgrades to TLS and authenticates; where the server offers PIPELINING (RFC 2920, as real
+servers do) the transactions then go through ``smtp_pipe.Pipe`` (MAIL, RCPT and DATA in one
+write), otherwise through aiosmtplib one command at a time. Transient trouble
 (timeouts, dropped connections, 4xx) is retried here a few times with jittered backoff
 (tenacity); what is still failing is raised as TransientDeliveryError for the worker to defer.
 Throttling answers (421, 454, 4.7.x) are not retried here: the worker slows the mailbox down.
@@ -18,6 +21,7 @@ import ssl
 import aiosmtplib
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from worker.adapters.smtp_pipe import Pipe
 from worker.config import SmtpSettings
 from worker.domain import policy
 from worker.errors import PermanentDeliveryError, TransientDeliveryError
@@ -38,6 +42,7 @@ class SmtpChannel:
         self.name = name
         self.settings = settings
         self._client: aiosmtplib.SMTP | None = None
+        self._pipe: Pipe | None = None  # set while the server offers PIPELINING
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -49,6 +54,8 @@ class SmtpChannel:
             await client.connect()
             if s.username:
                 await client.login(s.username, s.password.reveal())
+            if client.is_ehlo_or_helo_needed:
+                await client.ehlo()  # now: what the server offers (PIPELINING) decides the path
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise PermanentDeliveryError(exc.code, f"authentication failed for {s.username}: "
                                          f"{exc.message}") from None
@@ -74,9 +81,22 @@ class SmtpChannel:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_once(self, envelope: Envelope, gate: Gate | None) -> SendResult | None:
-        if self._client is None or not self._client.is_connected:
+        if self._pipe is not None and not self._pipe.usable:
+            await self._drop()
+        if self._client is None or (self._pipe is None and not self._client.is_connected):
             self._client = await self._connect()
+            if self._client.supports_extension("pipelining") and self._client.transport:
+                self._pipe = Pipe(self._client.transport)
+            log.debug("action=smtp_connected mailbox=%s pipelining=%s", self.name,
+                      self._pipe is not None)
         client = self._client
+        if self._pipe is not None and _plain(envelope):
+            return await self._send_pipelined(self._pipe, envelope, gate)
+        if self._pipe is not None:
+            # An address aiosmtplib must encode: this mail goes over a fresh connection of its
+            # own, read by aiosmtplib.
+            await self._drop()
+            self._client = client = await self._connect()
         try:
             done = await _transaction(client, envelope, gate)
             if done is None:
@@ -103,6 +123,25 @@ class SmtpChannel:
             raise _by_code(code, text)
         return SendResult(250, message)
 
+    async def _send_pipelined(self, pipe: Pipe, envelope: Envelope,
+                              gate: Gate | None) -> SendResult | None:
+        timeout = self.settings.timeout_s
+        try:
+            done = await _pipelined(pipe, envelope, gate, timeout)
+        except _Refused as exc:
+            await self._drop()  # replies may still be on their way: start clean
+            raise _by_code(exc.code, exc.text) from None
+        except TimeoutError:
+            await self._drop()
+            raise TransientDeliveryError(None, "timeout: no answer from the server in time") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self._drop()
+            raise _translate(exc) from None
+        if done is None:
+            await self._drop()  # abandon the open DATA: the server discards the mail
+            return None
+        return SendResult(250, done)
+
     async def _reset(self, client: aiosmtplib.SMTP) -> None:
         try:
             await client.rset()
@@ -110,12 +149,24 @@ class SmtpChannel:
             await self._drop()
 
     async def _drop(self) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.close()
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):  # closing a broken connection may fail any way
                 client.close()
 
     async def close(self) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            with contextlib.suppress(Exception):  # a polite QUIT; the server may be gone
+                pipe.write(b"QUIT\r\n")
+                async with asyncio.timeout(2.0):
+                    await pipe.reply()
+            pipe.close()
+            self._client = None
+            return
         client, self._client = self._client, None
         if client is not None and client.is_connected:
             try:
@@ -133,10 +184,15 @@ async def _transaction(client: aiosmtplib.SMTP, envelope: Envelope, gate: Gate |
     instead of re-parsing each address (aiosmtplib's ``sendmail`` parses every address twice,
     a third of its CPU per mail); anything else goes through ``sendmail``."""
     sender, rcpt = envelope.mail_from, envelope.rcpt_to
-    if not (sender.isascii() and rcpt.isascii()) or any(c in sender + rcpt for c in "<>\r\n "):
+    if not _plain(envelope):
         if gate is not None and not await gate.allowed():
             return None
-        return await client.sendmail(sender, [rcpt], envelope.data)
+        (sender, wide_from), (rcpt, wide_to) = _for_smtp(sender), _for_smtp(rcpt)
+        if (wide_from or wide_to) and not client.supports_extension("smtputf8"):
+            raise PermanentDeliveryError(None, "the server does not take internationalised "
+                                         "addresses (no SMTPUTF8)")
+        return await client.sendmail(sender, [rcpt], envelope.data,
+                                     mail_options=["SMTPUTF8"] if wide_from or wide_to else [])
     if client.is_ehlo_or_helo_needed:
         await client.ehlo()
     protocol = client.protocol
@@ -171,6 +227,54 @@ async def _transaction(client: aiosmtplib.SMTP, envelope: Envelope, gate: Gate |
     if response.code != 250:
         raise aiosmtplib.SMTPDataError(response.code, response.message)
     return {}, response.message
+
+
+def _for_smtp(address: str) -> tuple[str, bool]:
+    """The address with its domain in ASCII (IDNA); True if it still needs SMTPUTF8."""
+    local, _, domain = address.rpartition("@")
+    if not domain.isascii():
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("idna").decode("ascii")
+    address = f"{local}@{domain}"
+    return address, not address.isascii()
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(code, text)
+        self.code, self.text = code, text
+
+
+def _plain(envelope: Envelope) -> bool:
+    """Addresses that can be written as they are (validated, ASCII, nothing to escape)."""
+    sender, rcpt = envelope.mail_from, envelope.rcpt_to
+    return sender.isascii() and rcpt.isascii() and not any(c in sender + rcpt for c in "<>\r\n ")
+
+
+async def _pipelined(pipe: Pipe, envelope: Envelope, gate: Gate | None,
+                     limit_s: float) -> str | None:
+    """MAIL, RCPT and DATA in one write (RFC 2920), then the message; the final "." only once
+    ``gate`` allows it. The server's text of the final reply, or None if withdrawn."""
+    async with asyncio.timeout(limit_s):
+        pipe.write(b"MAIL FROM:<" + envelope.mail_from.encode() + b">\r\nRCPT TO:<"
+                   + envelope.rcpt_to.encode() + b">\r\nDATA\r\n")
+        for expected in ((250,), (250, 251), (354,)):
+            code, text = await pipe.reply()
+            if code not in expected:
+                raise _Refused(code, text)  # the first refusal says why; the rest follows it
+    message = _stuff(envelope.data)
+    if gate is None or gate.known() is True:
+        pipe.write(message + b".\r\n")
+    else:
+        pipe.write(message)
+        if not await gate.allowed():
+            return None
+        pipe.write(b".\r\n")
+    async with asyncio.timeout(limit_s):
+        code, text = await pipe.reply()
+    if code != 250:
+        raise _Refused(code, text)
+    return text
 
 
 def _stuff(data: bytes) -> bytes:

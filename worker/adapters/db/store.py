@@ -348,6 +348,14 @@ class Store(BaseStore):
                 s.add(m.StatusChange(enrollment_id=row.id, lead_id=row.lead_id, old=old,
                                      new=status, reason=reason, at=now))
 
+    def prioritize(self, enrollment_ids: Sequence[int]) -> None:
+        """Move enrolments to the front of the queue. Nothing else changes: a claim held by a
+        worker stays (dropping it would let the step be planned a second time)."""
+        if enrollment_ids:
+            with self.session() as s:
+                s.execute(update(m.Enrollment).where(m.Enrollment.id.in_(list(enrollment_ids)))
+                          .values(priority=1, updated_at=self.now()))
+
     def delete_lead(self, lead_id: int) -> None:
         """Erase a lead and everything about it (the suppression hash stays)."""
         with self.session() as s:

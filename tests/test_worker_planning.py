@@ -1,0 +1,142 @@
+"""Planning due work: in the render process for big batches, and never twice for one step
+(a claim held while the lead acts, a step planned again while its first copy is in flight)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from tests.servers.smtp import ScriptedSmtpServer
+from tests.test_worker import parsed
+from tests.workspace import FakeClock, email_template, make_app, write_campaign
+from worker.adapters.db import models as m
+from worker.app import App
+from worker.runner import Runner
+
+THREADED = """
+name = "Threaded"
+kind = "sequence"
+sender = "Dana at Acme <dana@acme.example>"
+[[step]]
+id = "first"
+wait = "0"
+template = "first.md"
+window = false
+[[step]]
+id = "again"
+wait = "1d"
+template = "again.md"
+thread = true
+window = false
+"""
+
+
+def accepted(app: App) -> int:
+    with app.db.session() as s:
+        return len(s.scalars(select(m.Touch.id).where(m.Touch.state == "accepted")).all())
+
+
+def test_the_render_process_plans_and_renders_big_batches_from_the_lead_data(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    # Given a worker with its render process, and 24 leads due at once (a big batch)
+    clock = FakeClock(datetime(2026, 3, 2, 14, 0, tzinfo=UTC))
+    write_campaign(tmp_path / "campaigns", "threaded", THREADED, {
+        "first.md": email_template("{{ lead.first_name }}, your report"),
+        "again.md": email_template("ignored for a threaded step")})
+    app = make_app(tmp_path, clock, OUTBOUND__TRANSPORT="smtp", SMTP__HOST="127.0.0.1",
+                   SMTP__PORT=str(smtp_server.port), WORKER__RENDER_PROCESS="true")
+    runner = Runner(app)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(runner.run())
+        for _ in range(600):
+            if runner.renderer_ready:
+                break
+            await asyncio.sleep(0.05)
+        assert runner.renderer_ready
+        for i in range(24):
+            app.service.intake({"email": f"p{i}@acme.test", "first_name": f"Pat{i}"},
+                               campaign="threaded")
+        runner.wake()
+        await asyncio.to_thread(smtp_server.wait_for, 24, 30)
+        while accepted(app) < 24:  # the answers are recorded (a wait counts from then)
+            await asyncio.sleep(0.02)
+        # When a day passes, the threaded step is planned there from the prior touches
+        clock.advance(days=1)
+        runner.wake()
+        await asyncio.to_thread(smtp_server.wait_for, 48, 30)
+        runner.stop()
+        assert await task == 0
+
+    asyncio.run(scenario())
+    # Then each lead got its own name, and the second mail answers the first one
+    mails = [parsed(m.data) for m in smtp_server.messages]
+    first = {m["To"].addresses[0].username: m for m in mails if m["In-Reply-To"] is None}
+    again = {m["To"].addresses[0].username: m for m in mails if m["In-Reply-To"] is not None}
+    assert len(first) == len(again) == 24
+    for to, mail in first.items():
+        n = to[1:]  # p7 -> 7
+        assert mail["Subject"] == f"Pat{n}, your report"
+        assert again[to]["In-Reply-To"] == mail["Message-ID"]
+        assert again[to]["Subject"] == f"Re: Pat{n}, your report"
+    # And the render process did plan them (the worker only claimed and recorded)
+    assert runner.stats["planned"] == 48 and runner.stats["render_process_batches"] >= 2
+
+
+def test_a_contact_request_keeps_the_workers_claim(tmp_path: Path) -> None:
+    # Given a lead whose first step a worker has claimed (and is about to send)
+    write_campaign(tmp_path / "campaigns", "threaded", THREADED, {
+        "first.md": email_template("Hi"), "again.md": email_template("Again")})
+    app = make_app(tmp_path)
+    app.service.intake({"email": "hot@acme.test"}, campaign="threaded")
+    [row] = app.db.claim_rows("w1", app.clock.now(), 10, 30)
+    # When the lead asks to be contacted
+    app.service.record_event("hot@acme.test", "contact_request", {})
+    # Then it moves to the front of the queue, and the claim stays (no second plan possible)
+    with app.db.session() as s:
+        enrolment = s.get(m.Enrollment, row.id)
+        assert enrolment is not None
+        assert (enrolment.priority, enrolment.claimed_by) == (1, "w1")
+    assert app.db.claim_rows("w2", app.clock.now(), 10, 30) == []
+
+
+def test_a_step_planned_again_while_in_flight_is_sent_once(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    # Given a lead's first mail with the server (which takes 1.5 s to answer)
+    write_campaign(tmp_path / "campaigns", "threaded", THREADED, {
+        "first.md": email_template("Hi"), "again.md": email_template("Again")})
+    app = make_app(tmp_path, OUTBOUND__TRANSPORT="smtp", SMTP__HOST="127.0.0.1",
+                   SMTP__PORT=str(smtp_server.port), SMTP__TIMEOUT_S="5")
+    smtp_server.stall(1.5, accept=True)
+    app.service.intake({"email": "lee@acme.test"}, campaign="threaded")
+    runner = Runner(app)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(runner.run())
+        deadline = time.monotonic() + 10
+        while handed_over(app) == 0:
+            assert time.monotonic() < deadline, "the mail never reached the server"
+            await asyncio.sleep(0.02)
+        # When its claim is dropped meanwhile (a change by hand) and the worker looks again
+        [enrolment] = app.db.enrollments_of(app.db.lead_by_email("lee@acme.test").id)
+        app.db.set_enrollment(enrolment.id, status="active", reason="by hand",
+                              next_due_at=app.clock.now())
+        runner.wake()
+        await asyncio.to_thread(smtp_server.wait_for, 1, 10)
+        await asyncio.sleep(0.5)
+        runner.stop()
+        assert await task == 0
+
+    asyncio.run(scenario())
+    # Then the step was planned a second time, but only one copy went out
+    assert runner.stats["replanned_in_flight"] == 1
+    assert list(smtp_server.message_ids().values()) == [1]
+
+
+def handed_over(app: App) -> int:
+    with app.db.session() as s:
+        return len(s.scalars(select(m.Touch.id).where(m.Touch.state == "handed_over")).all())
