@@ -158,6 +158,7 @@ class Planner:
         return self.finish(staged, self.render(staged.requests), now)
 
     def finish(self, staged: Staged, results: list[RenderResult], now: datetime) -> Planned:
+        """Staged plan + rendered mails -> the rows to record and the jobs to send."""
         touches, changes = list(staged.touches), list(staged.changes)
         jobs: list[Job] = []
         for p, result in zip(staged.pending, results, strict=True):
