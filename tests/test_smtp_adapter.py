@@ -4,6 +4,7 @@ server (aiosmtpd on loopback), scripted to refuse, throttle, stall and hang up."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
@@ -26,8 +27,8 @@ def envelope(n: int, rcpt: str = "") -> Envelope:
 
 
 def settings(server: ScriptedSmtpServer, **changes: Any) -> SmtpSettings:
-    return SmtpSettings(host=server.host, port=server.port, timeout_s=2.0, retries=1,
-                        **changes)
+    return SmtpSettings(**{"host": server.host, "port": server.port, "timeout_s": 2.0,
+                           "retries": 1, **changes})
 
 
 def run(server: ScriptedSmtpServer, fn: Callable[[SmtpChannel], Awaitable[Any]],
@@ -179,3 +180,23 @@ def test_tls_and_auth_with_pipelining(mode: str, monkeypatch: pytest.MonkeyPatch
         results = run(server, send, tls=mode, username="dana", password=Secret("s3cret"))
         assert [r.code for r in results] == [250, 250, 250]
         assert len(server.messages) == 3 and server.connections - before == 1
+
+
+def test_a_close_cancelled_at_shutdown_leaves_nothing_to_hang_on(
+        server: ScriptedSmtpServer) -> None:
+    # Given a channel that sent a mail (a generous timeout, as in production)
+    async def scenario() -> float:
+        channel = SmtpChannel("default", settings(server, timeout_s=30.0))
+        await channel.send(envelope(0))
+        # When its close is cancelled mid-QUIT (the shutdown's grace ran out)
+        first = asyncio.create_task(channel.close())
+        await asyncio.sleep(0)
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        # Then closing again (the sender closes every channel) returns at once
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(channel.close(), 10)
+        return asyncio.get_running_loop().time() - started
+    assert asyncio.run(scenario()) < 1.0
+    assert len(server.messages) == 1

@@ -27,7 +27,7 @@ from worker.config import Settings
 if TYPE_CHECKING:
     from worker.adapters.db.rows import ClaimRow
     from worker.catalog import Catalog
-    from worker.sending import Planned, Planner, RenderRequest, RenderResult
+    from worker.sending import Planned, Planner
 
 log = logging.getLogger(__name__)
 MIN_BATCH = 16
@@ -79,18 +79,6 @@ def _ready() -> bool:
     return "catalog" in _state
 
 
-def _render(requests: list[RenderRequest], digest: str) -> list[RenderResult]:
-    from worker.catalog import Catalog
-    from worker.mailer import MailFactory
-    from worker.sending import render_mail
-    catalog, factory, settings = _state["catalog"], _state["factory"], _state["settings"]
-    assert isinstance(catalog, Catalog) and isinstance(factory, MailFactory)
-    if catalog.digest != digest:
-        assert isinstance(settings, Settings)
-        catalog = _state["catalog"] = _load(settings)
-    return [render_mail(catalog, factory, r) for r in requests]
-
-
 def _plan(rows: list[ClaimRow], now: datetime, digest: str) -> Planned:
     from worker.catalog import Catalog
     from worker.sending import Planner
@@ -113,9 +101,6 @@ class RenderProcess:
     def warm_up(self) -> Future[bool]:
         """Start the process now, so a first big batch does not wait for its imports."""
         return self._executor.submit(_ready)
-
-    def render(self, requests: list[RenderRequest], digest: str) -> Future[list[RenderResult]]:
-        return self._executor.submit(_render, requests, digest)
 
     def plan(self, rows: list[ClaimRow], now: datetime, digest: str) -> Future[Planned]:
         """Read, plan and render claimed enrolments there; the worker records the result."""

@@ -118,8 +118,12 @@ class Planner:
 
     def prepare(self, claimed: list[Claimed], now: datetime) -> list[Job]:
         """Plan every claimed enrolment, render its mail here, record the plan."""
+        return self.record(self.plan(claimed, now), now)
+
+    def plan(self, claimed: list[Claimed], now: datetime) -> Planned:
+        """Claimed enrolments -> the finished plan, rendered (nothing written)."""
         staged = self.stage(claimed, now)
-        return self.record_plan(staged, self.render(staged.requests), now)
+        return self.finish(staged, self.render(staged.requests), now)
 
     def stage(self, claimed: list[Claimed], now: datetime) -> Staged:
         """Decide what each claimed enrolment does now; the emails still to be rendered."""
@@ -146,16 +150,10 @@ class Planner:
             self._collect(campaign, c, plan, now, staged.touches, staged.changes, staged.pending)
         return staged
 
-    def record_plan(self, staged: Staged, results: list[RenderResult],
-                    now: datetime) -> list[Job]:
-        """Record the plan with the rendered mails (one transaction); the jobs to send."""
-        return self.record(self.finish(staged, results, now), now)
-
     def plan_claimed(self, rows: list[ClaimRow], now: datetime) -> Planned:
         """Claimed rows -> the finished plan, rendered (reads only: the render process runs
         this on its own connection, and the worker records the result)."""
-        staged = self.stage(self.db.load_claimed(rows), now)
-        return self.finish(staged, self.render(staged.requests), now)
+        return self.plan(self.db.load_claimed(rows), now)
 
     def finish(self, staged: Staged, results: list[RenderResult], now: datetime) -> Planned:
         """Staged plan + rendered mails -> the rows to record and the jobs to send."""

@@ -17,6 +17,7 @@ import logging
 import random
 import re
 import ssl
+from collections.abc import Callable
 
 import aiosmtplib
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -29,6 +30,7 @@ from worker.ports import Envelope, Gate, SendResult
 
 log = logging.getLogger(__name__)
 _DOTS = re.compile(rb"(?m)^\.")
+QUIT_S = 2.0  # a polite QUIT at close waits this long for its answer
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -158,19 +160,23 @@ class SmtpChannel:
                 client.close()
 
     async def close(self) -> None:
+        # Both taken at once: a close interrupted (cancelled at shutdown) must not leave the
+        # client behind for a second close to QUIT through aiosmtplib, whose replies the pipe
+        # would swallow.
         pipe, self._pipe = self._pipe, None
-        if pipe is not None:
-            with contextlib.suppress(Exception):  # a polite QUIT; the server may be gone
-                pipe.write(b"QUIT\r\n")
-                async with asyncio.timeout(2.0):
-                    await pipe.reply()
-            pipe.close()
-            self._client = None
-            return
         client, self._client = self._client, None
+        if pipe is not None:
+            try:
+                with contextlib.suppress(Exception):  # a polite QUIT; the server may be gone
+                    pipe.write(b"QUIT\r\n")
+                    async with asyncio.timeout(QUIT_S):
+                        await pipe.reply()
+            finally:
+                pipe.close()
+            return
         if client is not None and client.is_connected:
             try:
-                await client.quit()
+                await client.quit(timeout=QUIT_S)
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
 
@@ -214,14 +220,8 @@ async def _transaction(client: aiosmtplib.SMTP, envelope: Envelope, gate: Gate |
         response = await protocol.read_response(timeout=None)
         if response.code != 354:
             raise aiosmtplib.SMTPDataError(response.code, response.message)
-    message = _stuff(envelope.data)
-    if gate is None or gate.known() is True:
-        protocol.write(message + b".\r\n")  # the ledger has answered: one write, like sendmail
-    else:
-        protocol.write(message)
-        if not await gate.allowed():
-            return None
-        protocol.write(b".\r\n")
+    if not await _hand_over(protocol.write, envelope, gate):
+        return None
     async with asyncio.timeout(client.timeout):
         response = await protocol.read_response(timeout=None)
     if response.code != 250:
@@ -262,19 +262,28 @@ async def _pipelined(pipe: Pipe, envelope: Envelope, gate: Gate | None,
             code, text = await pipe.reply()
             if code not in expected:
                 raise _Refused(code, text)  # the first refusal says why; the rest follows it
-    message = _stuff(envelope.data)
-    if gate is None or gate.known() is True:
-        pipe.write(message + b".\r\n")
-    else:
-        pipe.write(message)
-        if not await gate.allowed():
-            return None
-        pipe.write(b".\r\n")
+    if not await _hand_over(pipe.write, envelope, gate):
+        return None
     async with asyncio.timeout(limit_s):
         code, text = await pipe.reply()
     if code != 250:
         raise _Refused(code, text)
     return text
+
+
+async def _hand_over(write: Callable[[bytes], None], envelope: Envelope, gate: Gate | None
+                     ) -> bool:
+    """The message after DATA's 354, and the final "." that hands it over only once ``gate``
+    allows it (False: withdrawn, the dot is never written)."""
+    message = _stuff(envelope.data)
+    if gate is None or gate.known() is True:
+        write(message + b".\r\n")  # the ledger has answered: one write, like sendmail
+        return True
+    write(message)
+    if not await gate.allowed():
+        return False
+    write(b".\r\n")
+    return True
 
 
 def _stuff(data: bytes) -> bytes:
