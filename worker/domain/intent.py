@@ -74,9 +74,9 @@ _GERMAN = re.compile(r"\b(und|ich|nicht|wir|bitte|uns|sie|ist|der|das|fur|mit|be
                      re.IGNORECASE)
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 _CONTACT = re.compile(
-    r"\b(contact|reach|write|email|e-mail|mail|call|ring|ping|touch|back|buzz|line|revisit|discuss"
-    r"|talk|melden|kommen|ecri|recontact|revenez|escrib|contact|ricontatt|mailen|procur|volte"
-    r"|hor av|skriv|odezwa|kijken|then|dann)", re.IGNORECASE)
+    r"\b(contact\w*|reach|write|e-?mail|mail|call|ring|ping|touch|back|buzz|line|revisit"
+    r"|discuss|talk|then|dann|melden|kommen)\b|\b(ecri|recontact|revenez|escrib|contact"
+    r"|ricontatt|mailen|procur|volte|hor av|skriv|odezwa|kijken)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

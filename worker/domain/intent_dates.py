@@ -129,7 +129,7 @@ def _number(word: str) -> int | None:
     return _NUM_WORDS.get(word)
 
 
-def _read(kind: str, m: re.Match[str], sent: date) -> date | None:  # noqa: C901, PLR0911, PLR0912
+def _read(kind: str, m: re.Match[str], sent: date) -> date | None:
     g = m.groupdict()
     if kind == "iso":
         return date(int(g["y"]), int(g["m"]), int(g["d"]))
@@ -159,15 +159,15 @@ def _read(kind: str, m: re.Match[str], sent: date) -> date | None:  # noqa: C901
                 return monday
         return None
     if kind == "in_n":
-        n = _number(g["n"])
+        count = _number(g["n"])
         unit = g["unit"].lower()
-        if n is None:
+        if count is None:
             return None
         if re.match(_DAYS, unit):
-            return sent + timedelta(days=n)
+            return sent + timedelta(days=count)
         if re.match(_WEEKS, unit):
-            return sent + timedelta(weeks=n)
-        return _add_months(sent, n)
+            return sent + timedelta(weeks=count)
+        return _add_months(sent, count)
     if kind == "next_week":
         return sent + timedelta(days=7 - sent.weekday())
     if kind == "quarter_n":

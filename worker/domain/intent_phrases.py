@@ -75,7 +75,8 @@ INTERESTED = (
     # pt
     r"tenho interesse", r"temos interesse", r"interessad[oa]s?\b",
     r"(receber|enviar|envie|mandar|mande) (uma |a )?proposta",
-    r"(enviar|envie|mandar|mande|receber) (um |o )?orcamento", r"\breuniao\b", r"(marcar|agendar|fazer) (uma )?(call|ligacao)",
+    r"(enviar|envie|mandar|mande|receber) (um |o )?orcamento", r"\breuniao\b",
+    r"(marcar|agendar|fazer) (uma )?(call|ligacao)",
     r"\bligu?e(-me)?\b", r"quanto custa", r"\bpreco\b", r"demonstracao", r"integracao",
     # sv
     r"intresserad(e)?\b", r"\b(ett|et) (mote|mode)\b", r"\boffert\b", r"vad kostar",
@@ -98,7 +99,8 @@ WRONG_PERSON = (
     r"i (don't|do not|dont) (handle|deal with|look after|make|do|manage|decide|buy|run|work)",
     r"i (only|just) (handle|do|fix|work|deal|answer|look after|run|manage)",
     r"i'?m (just|only) (the|a|an)\b", r"no longer (work|involved|with|at|look after|responsible"
-    r"|in charge|handle)", r"\bi (have )?(left|retired)\b", r"moved (on )?to a (different|new|another) role",
+    r"|in charge|handle)", r"\bi (have )?(left|retired)\b",
+    r"moved (on )?to a (different|new|another) role",
     r"not with me", r"(nothing|no involvement) (to do )?with", r"have no involvement",
     r"(don't|do not) make (any |the )?decisions", r"(general|shared) (inbox|mailbox)",
     r"you want (my|our|the) [\w ]{1,20},? not me", r"\bnot me\b", r"can'?t help you",
@@ -202,7 +204,8 @@ NOT_NOW = (
     r"(frozen|freeze) (on|until)", r"until (the|our|that|this|we)", r"(later|early) next year",
     r"in the new year", r"(another|a second) look",
     # de
-    r"(nicht|kein) (jetzt|im moment|gerade|derzeit|aktuell)", r"(derzeit|aktuell|momentan|gerade) (nicht|kein)",
+    r"(nicht|kein) (jetzt|im moment|gerade|derzeit|aktuell)",
+    r"(derzeit|aktuell|momentan|gerade) (nicht|kein)",
     r"melden sie sich (gern|gerne|bitte|doch)? ?(in|im|nach|ab|wieder|nochmal|noch einmal)",
     r"(kommen|melden) sie (dann )?(gerne |gern |bitte )?(wieder|wider|nochmal|noch einmal)",
     r"\bspater\b", r"\berst (im|in|ab|nach|wieder)\b", r"spateren zeitpunkt",

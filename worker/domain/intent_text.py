@@ -20,7 +20,7 @@ from worker.domain.phrases import fold
 
 _SPECIAL = str.maketrans({
     "ß": "ss", "ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "Ae", "đ": "d",
-    "œ": "oe", "Œ": "Oe", "ı": "i", "\u00a0": " ", "\u2019": "'", "\u2018": "'",
+    "œ": "oe", "Œ": "Oe", "\u0131": "i", "\u00a0": " ", "\u2019": "'", "\u2018": "'",
     "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u2011": "-",
 })
 _COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u20d0-\u20ff]+")
@@ -109,7 +109,7 @@ def _lead_text(new_text: str, full_text: str | None) -> str:
         seen = {ln.strip() for ln in lines if ln.strip()}
         answers = [ln for ln in answers if ln.strip() not in seen]
         if answers and len(body.strip()) < 200:
-            lines = lines + [""] + answers
+            lines = [*lines, "", *answers]
     kept: list[str] = []
     for ln in lines:
         folded = fold(ln).strip()
