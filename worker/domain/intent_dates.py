@@ -48,6 +48,7 @@ _WEEKS = r"(weeks?|wochen?|semaines?|semanas?|settimane?|weken|week|veckor|vecka
 _WEEKS += r"|tygodni[e]?|tydzien)"
 _MONTHS_UNIT = r"(months?|monate?n?|mois|meses|mes|mesi|mese|maanden|maand|manader|manad"
 _MONTHS_UNIT += r"|maneder|maned|miesiac[ey]?|miesiecy)"
+_YEARS = r"(years?|jahren?|ans?|anos?|anni|jaar|ar|lat)"
 _IN = r"(in|within|after|nach|dans|d'ici|en|dentro de|tra|fra|over|daqui a|em|om|za|about)"
 
 _PATTERNS: tuple[tuple[str, int, re.Pattern[str]], ...] = tuple(
@@ -61,7 +62,7 @@ _PATTERNS: tuple[tuple[str, int, re.Pattern[str]], ...] = tuple(
                    r"((?P=sep)(?P<y>\d{2,4}))?(?P<tail>\.?)(?![\d:/])"),
         ("week", 2, r"\b(kw|kalenderwoche|week|wk|vecka|veckan|uge|semaine|semana|settimana"
                     r"|tydzien|tygodniu)\.?\s?(?P<n>\d{1,2})\b"),
-        ("in_n", 2, rf"\b{_IN}\s+(?P<n>{_NUM_RX})\s+(?P<unit>{_DAYS}|{_WEEKS}|{_MONTHS_UNIT})\b"),
+        ("in_n", 2, rf"\b{_IN}\s+(?P<n>{_NUM_RX})\s+(?P<unit>{_DAYS}|{_WEEKS}|{_MONTHS_UNIT}|{_YEARS})\b"),
         ("next_week", 3, r"\b(next week|nachste[n]? woche|la semaine prochaine|la proxima semana"
                          r"|la semana que viene|la prossima settimana|volgende week|proxima semana"
                          r"|semana que vem|nasta vecka|naeste uge|w przyszlym tygodniu)\b"),
@@ -167,6 +168,8 @@ def _read(kind: str, m: re.Match[str], sent: date) -> date | None:
             return sent + timedelta(days=count)
         if re.match(_WEEKS, unit):
             return sent + timedelta(weeks=count)
+        if re.fullmatch(_YEARS, unit):
+            return _add_months(sent, 12 * count)
         return _add_months(sent, count)
     if kind == "next_week":
         return sent + timedelta(days=7 - sent.weekday())

@@ -44,7 +44,9 @@ INTERESTED = (
     r"(a |an |the )?(quick |short |brief |\d+[- ]?(minute|min)s? )?(call|meeting|chat|zoom"
     r"|teams call|video call|conversation)",
     r"(can|could|shall) we (get|have|do|set up|schedule|book|talk|chat|meet|speak|hop)",
-    r"let'?s (talk|chat|meet|set|book|schedule|do it|pick|discuss|connect|get)",
+    r"let'?s (talk|chat|meet|set|book|schedule|do it|pick|discuss|connect|get)\b"
+    r"(?! (then|later|again|in|after|next|once|when|closer))",
+    r"walk (me|us) through", r"(on|over) a (quick |short )?(call|zoom|video call)",
     r"\d+ minutes with you", r"you'?ve earned \d+ minutes",
     r"send (me |us )?(the |an |a )?(calendar )?invite",
     r"put (something|a time|a call) in the (diary|calendar)",
@@ -91,6 +93,7 @@ INTERESTED = (
 #: The lead names no one but says they are not the one to talk to.
 WRONG_PERSON = (
     # en
+    r"(not|isn't|is not)( really)? my (area|department|remit|field|thing|job|call)",
     r"not the (right|correct|best|appropriate|concerned|relevant) (person|contact|one|people"
     r"|guy|address)", r"wrong (person|contact|guy|address|department|one)",
     r"(have|got|reached) the wrong \w+", r"not my (department|area|remit|job|role|call"
@@ -116,11 +119,11 @@ WRONG_PERSON = (
     r"(pas|plus) moi qui", r"ne suis (pas|plus) (le|la|en charge|responsable)",
     r"ne travaille plus",
     # es
-    r"no soy (la|el) (persona|responsable|indicad)", r"equivocado de persona",
+    r"no soy (la|el) (persona|responsable|indicad)", r"no soy (yo )?quien", r"equivocado de persona",
     r"persona equivocada", r"no (me encargo|llevo|trabajo)",
     # it
     r"non sono (la persona|io il|il responsabile|io la|io)", r"persona sbagliata",
-    r"non mi occupo", r"mi occupo solo", r"non lavoro piu",
+    r"non mi occupo", r"mi occupo solo", r"non (e|rientra) (di|nella) mia competenza", r"non lavoro piu",
     # nl
     r"niet de (juiste|goede) persoon", r"met pensioen", r"niet meer betrokken",
     r"verkeerde persoon", r"ga (ik|ik niet) over", r"niet (mijn|de) (afdeling|persoon)",
@@ -135,7 +138,7 @@ WRONG_PERSON = (
     r"ikke (min|mit) (afdeling|ansvar|omrade|bord)",
     # pl
     r"nie jestem (wlasciwa|odpowiednia|wlasciwym|odpowiednim) osob", r"nie zajmuje sie",
-    r"zla osoba", r"nie odpowiadam za", r"to nie ja",
+    r"zla osoba", r"nie odpowiadam za", r"to nie ja", r"to nie do mnie",
 )
 
 #: Words that introduce another person (to be read with a name, an address or a cc).
@@ -194,7 +197,8 @@ NOT_NOW = (
     r"(come|get|circle|check|reach|touch|follow) back", r"get back in touch",
     r"(ping|try|contact|email|mail|reach|call|ring|chase|hit) (me|us) (up )?(again|later|next"
     r"|in|after|on|from|once|when|closer)", r"reach out (again|next|in|after|on|from|once|closer)",
-    r"revisit", r"(bad|poor|terrible|wrong) timing", r"timing'?s? (is )?(bad|not right|off)",
+    r"revisit", r"(bad|poor|terrible|wrong) timing", r"(get|be|keep) in touch (again|in|after|next)",
+    r"follow up (again |with me )?(in|after|next|once|from)", r"not the right (moment|time)", r"timing'?s? (is )?(bad|not right|off)",
     r"not before", r"(can't|cannot|can not) (look at|take on|consider|think about) anything",
     r"i'?ll (let you know|reach out|be in touch|get back to you|come back to you) (when|once)",
     r"(when|once) (the dust|things) (settles?|quieten|calm|slow)",
@@ -208,7 +212,7 @@ NOT_NOW = (
     r"(derzeit|aktuell|momentan|gerade) (nicht|kein)",
     r"melden sie sich (gern|gerne|bitte|doch)? ?(in|im|nach|ab|wieder|nochmal|noch einmal)",
     r"(kommen|melden) sie (dann )?(gerne |gern |bitte )?(wieder|wider|nochmal|noch einmal)",
-    r"\bspater\b", r"\berst (im|in|ab|nach|wieder)\b", r"spateren zeitpunkt",
+    r"\bspater\b", r"passt es (leider )?(gerade |jetzt )?nicht", r"\berst (im|in|ab|nach|wieder)\b", r"spateren zeitpunkt",
     # fr
     r"pas (pour le moment|maintenant|en ce moment|tout de suite)", r"revenez vers moi",
     r"recontact", r"plus tard", r"a partir du", r"apres les fetes", r"reparler",
@@ -223,12 +227,13 @@ NOT_NOW = (
     # nl
     r"komt (het )?(nu )?niet (goed )?uit", r"op dit moment niet",
     r"nog (eens|een keer) (mailen|contact|bellen|terug)", r"neem (later|dan|over)",
-    r"wil ik er (best |graag )?naar kijken", r"(neem|mail|bel) (later|dan)",
+    r"wil ik er (best |graag )?naar kijken", r"nu (even )?niet", r"(nog eens|opnieuw) proberen", r"(neem|mail|bel) (later|dan)",
     # pt
     r"(no|neste) momento nao", r"nao e prioridade", r"volte a (contactar|entrar|falar|procurar)",
     r"me procur[ae]", r"mais (para|pra) frente", r"por enquanto nao", r"mais tarde",
+    r"agora nao", r"(fale|fala) comigo (no|na|em|daqui|depois)",
     # sv
-    r"inte (just )?nu", r"hor av (dig|er)", r"\bsenare\b", r"hora av oss", r"ta det (da|sen)",
+    r"inte (just )?nu", r"inte aktuellt (nu|just nu)", r"hor av (dig|er)", r"\bsenare\b", r"hora av oss", r"ta det (da|sen)",
     # da
     r"ikke (lige )?nu", r"vender tilbage", r"skriv (igen|tilbage)", r"\bsenere\b",
     r"kontakt (mig|os) igen",
@@ -240,7 +245,8 @@ NOT_NOW = (
 #: Declines without asking to stop mail.
 NOT_INTERESTED = (
     # en
-    r"not interested", r"no,? thanks?( you)?\b", r"\bnope\b", r"\bnah\b", r"hard pass",
+    r"not interested", r"no,? thanks?( you)?\b", r"no use for", r"(locked|tied) in(to)? a",
+    r"(current|existing) (vendor|provider|supplier|system|solution)", r"\bnope\b", r"\bnah\b", r"hard pass",
     r"(we'll|we will|i'll|i will|going to|gonna) pass\b(?! (it|this|that|on|along|them))",
     r"pass,? thanks", r"not for (us|me)",
     r"not (a|the right|a good) fit", r"not (something|one) (we|for us|for me)",
@@ -285,7 +291,8 @@ NOT_INTERESTED = (
 STOP_MAIL = (
     # en
     r"(remove|take|delete|drop|strike) (me|us|my|our)\b[\w ]{0,25} (from|off) (your|the|this|all)",
-    r"take (me|us) off", r"stop (emailing|mailing|e-mailing|contacting|sending|writing|spamming)",
+    r"take (me|us) off", r"(retirer|supprimer|enlever) (de|mon adresse)",
+    r"me (retirer|desinscrire|supprimer)", r"stop (emailing|mailing|e-mailing|contacting|sending|writing|spamming)",
     r"(do not|don't|dont|never) (email|e-mail|contact|send|write to|mail)( me| us)?"
     r"( (any ?more|again|further|anything))",
     r"(do not|don't|dont) send (me |us )?(any )?(further|more|other) (e-?mails|mails|messages)",

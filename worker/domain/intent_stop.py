@@ -30,7 +30,7 @@ _SUBJECT_TAIL = re.compile(r"(?:\s[-|:]\s|\[|\()\s*([^\[\]()|]{2,60}?)\s*[\])]?\
 
 def _is_request(flat: str, start: int, end: int, phrase: str) -> bool:
     before, after = flat[max(0, start - 60): start], flat[end: end + 60]
-    before = re.split(r"[.!?;]", before)[-1]  # a negation counts in its own sentence only
+    before = re.split(r"[.!?;,]", before)[-1]  # a negation counts in its own sentence only
     around = f"{before[-40:]} {phrase} {after}"
     return not NEGATIONS.search(before) and not _FOOTER.search(around)
 
