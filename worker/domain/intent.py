@@ -79,6 +79,13 @@ _CONTACT = re.compile(
     r"|ricontatt|mailen|procur|volte|hor av|skriv|odezwa|kijken)", re.IGNORECASE)
 
 
+#: Asking to be contacted ("write to me", "melden Sie sich"): with a time named, a deferral.
+_ASK_CONTACT = re.compile(
+    r"\b(contact|reach out|write|e-?mail me|call me|ring me|ping me|get in touch|melden|schreiben"
+    r"|ecrivez|recontact|escrib|ricontatt|scriv|mail me|mailen|bel me|skriv|hor av|kontakt"
+    r"|odezwa|napisz|contate|entre em contato)", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Intent:
     """The intent of one human reply and what decided it."""
@@ -120,6 +127,16 @@ def _resume_on(text: str, sent: date | None) -> tuple[date | None, str]:
     return None, ""
 
 
+def _asked_later(text: str, sent: date | None) -> str | None:
+    """A time named in a sentence that asks to be contacted ("write to me in March")."""
+    if sent is None:
+        return None
+    for sentence in _SENTENCES.split(text):
+        if _ASK_CONTACT.search(sentence) and find_resume_date(sentence, sent):
+            return sentence.strip()[:80]
+    return None
+
+
 def read_intent(new_text: str, subject: str, sent_at: datetime | None, lead: str | None,
                 ours: Iterable[str], cc: Sequence[tuple[str, str]] = ()) -> Intent:
     """Intent of a human reply's new text. ``cc``: (address, display name) of other recipients.
@@ -147,7 +164,7 @@ def _read(new_text: str, subject: str, sent_at: datetime | None, lead: str | Non
     if addrs or person:
         why = f"refers to {', '.join(addrs)}" if addrs else f"refers to '{person}' (no address)"
         return Intent("referral", why, referrals=tuple(addrs), stop_request=stop)
-    later = _first(_NOT_NOW, text)
+    later = _first(_NOT_NOW, text) or _asked_later(text, sent)
     if later:
         when, phrase = _resume_on(text, sent)
         why = f"defers: '{later}'" + (f"; resume on {when} ('{phrase}')" if when else "")

@@ -24,7 +24,7 @@ MAX_AHEAD_DAYS = 730
 _AMBIGUOUS = {"may", "mar", "jan", "sie", "lis", "lip", "maj", "mag", "gen", "ott", "dic", "giu",
               "lug", "set", "dez", "mai", "paz", "gru", "wrz", "kwi", "cze", "sty", "lut", "abr",
               "ago", "sep", "jun", "jul", "mrt", "fev", "avr", "juil", "ene", "nov", "aug", "dec",
-              "oct", "okt", "apr", "feb", "janv", "fevr", "sept", "juin"}
+              "oct", "okt", "apr", "feb", "janv", "fevr", "sept", "juin", "maja", "marca", "marco"}
 _SAFE_ABBR = {"jan", "feb", "apr", "aug", "sep", "sept", "oct", "okt", "nov", "dec", "fev", "janv",
               "fevr"}
 _MONTH_RX = "|".join(sorted((re.escape(w) for w in MONTHS), key=len, reverse=True))

@@ -108,7 +108,8 @@ WRONG_PERSON = (
     r"(don't|do not) make (any |the )?decisions", r"(general|shared) (inbox|mailbox)",
     r"you want (my|our|the) [\w ]{1,20},? not me", r"\bnot me\b", r"can'?t help you",
     r"unable to assist", r"\bi'?m a contractor", r"not an employee",
-    r"(don't|do not) run any (kind of )?business", r"(talk|speak) to (my|our|the) (boss|manager"
+    r"(don't|do not) run any (kind of )?business",
+    r"(talk|speak|check) (to|with) (my|our|the) (concerned |relevant |right )?(boss|manager"
     r"|owner|owners|department|team|office)",
     # de
     r"bei mir (leider )?falsch", r"nicht (der|die) richtige", r"nicht zustandig",
@@ -198,7 +199,8 @@ NOT_NOW = (
     r"(ping|try|contact|email|mail|reach|call|ring|chase|hit) (me|us) (up )?(again|later|next"
     r"|in|after|on|from|once|when|closer)", r"reach out (again|next|in|after|on|from|once|closer)",
     r"revisit", r"(bad|poor|terrible|wrong) timing", r"(get|be|keep) in touch (again|in|after|next)",
-    r"follow up (again |with me )?(in|after|next|once|from)", r"not the right (moment|time)", r"timing'?s? (is )?(bad|not right|off)",
+    r"follow up (again |with me )?(in|after|next|once|from)", r"not the right (moment|time)",
+    r"timing'?s? (is )?(bad|not right|off)",
     r"not before", r"(can't|cannot|can not) (look at|take on|consider|think about) anything",
     r"i'?ll (let you know|reach out|be in touch|get back to you|come back to you) (when|once)",
     r"(when|once) (the dust|things) (settles?|quieten|calm|slow)",
@@ -212,7 +214,9 @@ NOT_NOW = (
     r"(derzeit|aktuell|momentan|gerade) (nicht|kein)",
     r"melden sie sich (gern|gerne|bitte|doch)? ?(in|im|nach|ab|wieder|nochmal|noch einmal)",
     r"(kommen|melden) sie (dann )?(gerne |gern |bitte )?(wieder|wider|nochmal|noch einmal)",
-    r"\bspater\b", r"passt es (leider )?(gerade |jetzt )?nicht", r"\berst (im|in|ab|nach|wieder)\b", r"spateren zeitpunkt",
+    r"(kommen|melden) sie [^.!?]{0,40}\b(wieder|wider|nochmal|noch einmal)\b", r"\bspater\b",
+    r"passt es (leider )?(gerade |jetzt )?nicht", r"\berst (im|in|ab|nach|wieder)\b",
+    r"spateren zeitpunkt",
     # fr
     r"pas (pour le moment|maintenant|en ce moment|tout de suite)", r"revenez vers moi",
     r"recontact", r"plus tard", r"a partir du", r"apres les fetes", r"reparler",
@@ -227,13 +231,15 @@ NOT_NOW = (
     # nl
     r"komt (het )?(nu )?niet (goed )?uit", r"op dit moment niet",
     r"nog (eens|een keer) (mailen|contact|bellen|terug)", r"neem (later|dan|over)",
-    r"wil ik er (best |graag )?naar kijken", r"nu (even )?niet", r"(nog eens|opnieuw) proberen", r"(neem|mail|bel) (later|dan)",
+    r"wil ik er (best |graag )?naar kijken", r"nu (even )?niet", r"(nog eens|opnieuw) proberen",
+    r"(neem|mail|bel) (later|dan)",
     # pt
     r"(no|neste) momento nao", r"nao e prioridade", r"volte a (contactar|entrar|falar|procurar)",
     r"me procur[ae]", r"mais (para|pra) frente", r"por enquanto nao", r"mais tarde",
     r"agora nao", r"(fale|fala) comigo (no|na|em|daqui|depois)",
     # sv
-    r"inte (just )?nu", r"inte aktuellt (nu|just nu)", r"hor av (dig|er)", r"\bsenare\b", r"hora av oss", r"ta det (da|sen)",
+    r"inte (just )?nu", r"inte aktuellt (nu|just nu)", r"hor av (dig|er)", r"\bsenare\b",
+    r"hora av oss", r"ta det (da|sen)",
     # da
     r"ikke (lige )?nu", r"vender tilbage", r"skriv (igen|tilbage)", r"\bsenere\b",
     r"kontakt (mig|os) igen",
@@ -292,7 +298,8 @@ STOP_MAIL = (
     # en
     r"(remove|take|delete|drop|strike) (me|us|my|our)\b[\w ]{0,25} (from|off) (your|the|this|all)",
     r"take (me|us) off", r"(retirer|supprimer|enlever) (de|mon adresse)",
-    r"me (retirer|desinscrire|supprimer)", r"stop (emailing|mailing|e-mailing|contacting|sending|writing|spamming)",
+    r"me (retirer|desinscrire|supprimer)",
+    r"stop (emailing|mailing|e-mailing|contacting|sending|writing|spamming)",
     r"(do not|don't|dont|never) (email|e-mail|contact|send|write to|mail)( me| us)?"
     r"( (any ?more|again|further|anything))",
     r"(do not|don't|dont) send (me |us )?(any )?(further|more|other) (e-?mails|mails|messages)",

@@ -48,7 +48,8 @@ def stop_request(text: str, subject: str, extra: re.Pattern[str]) -> str | None:
     core = REPLY_PREFIX.sub("", fold_flat(subject)).strip()
     tail = _SUBJECT_TAIL.search(core)
     for part in (core, tail.group(1) if tail else ""):
-        part = part.strip(" :[]()!.-")
+        part = re.sub(r"^(please|pls|bitte|svp|por favor|per favore|alstublieft|prosze)\s+", "",
+                      part.strip(" :[]()!.-"))
         if part and (UNSUBSCRIBE_SUBJECT.match(part) or extra.search(part)
                      or re.search(r"\b(unsubscribe|remove me|opt[ -]?out|loschen|austragen)\b",
                                   part)):
