@@ -32,7 +32,16 @@ with warnings.catch_warnings():  # "use httpx2": the TestClient works with httpx
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from tests.bad_input._support import Workspace, examples, fresh_domain, nasty_text, workspace
+from tests.bad_input._support import (
+    CONTROL,
+    CONTROLS,
+    TERMINAL,
+    Workspace,
+    examples,
+    fresh_domain,
+    nasty_text,
+    workspace,
+)
 from tests.workspace import API_TOKEN, SECRET, email_template, write_campaign
 from worker.adapters.db import models as m
 from worker.adapters.http import Context, build_asgi
@@ -174,10 +183,10 @@ def test_any_body_gets_a_client_error_or_201_never_a_500(api: Api, path: str, da
 
 
 @examples(60)
-@given(st.integers(0, 10**9), nasty_text(exclude="\r\n\x00"), nasty_text(exclude="\r\n\x00"))
+@given(st.integers(0, 10**9), nasty_text(exclude=CONTROLS), nasty_text(exclude=CONTROLS))
 def test_a_good_lead_with_odd_names_is_created(api: Api, number: int, first: str,
                                                company: str) -> None:
-    # Given a lead whose names hold anything but CR, LF and NUL
+    # Given a lead whose names hold anything but control characters (TAB aside)
     email = f"good{number}@{fresh_domain()}"
     body = {"email": email, "first_name": first, "company": company, "tags": ["hello"]}
     # When it is posted
@@ -188,6 +197,69 @@ def test_a_good_lead_with_odd_names_is_created(api: Api, number: int, first: str
     lead = api.ws.app.db.lead_by_email(email)
     assert lead is not None
     assert (lead.first_name, lead.company) == (first.strip() or None, company.strip() or None)
+
+
+@examples(40)
+@given(st.sampled_from(["first_name", "company", "last_name", "fields"]),
+       st.sampled_from(CONTROL + TERMINAL + ["\x85x", "x\x0bx", "\x1cx"]),
+       nasty_text(exclude=CONTROLS, max_pieces=2))
+def test_control_characters_in_a_lead_are_refused_naming_the_field(
+        api: Api, where: str, control: str, around: str) -> None:
+    # Given a lead whose name (or a custom field) holds a C0 or C1 control, e.g. ESC [2J
+    value = f"a{around}{control}{around}x"
+    body: dict[str, Any] = {"email": f"esc@{fresh_domain()}"}
+    body.update({"fields": {"note": value}} if where == "fields" else {where: value})
+    # When it is posted
+    response = api.client.post("/api/leads", json=body, headers={"Authorization": AUTH})
+    # Then it is refused with the field named, and nothing is stored
+    assert response.status_code == 400, response.text
+    field = "fields.note" if where == "fields" else where
+    assert response.json()["errors"][field].startswith("contains control characters")
+    assert api.ws.app.db.lead_by_email(body["email"]) is None
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"1E400", b"-0.1e99999"])
+@pytest.mark.parametrize("where", ["score", "fields", "company"])
+def test_a_number_too_big_for_a_double_is_a_400_naming_the_field(api: Api, number: bytes,
+                                                                 where: str) -> None:
+    # Given a JSON body whose number parses to infinity
+    email = f"inf@{fresh_domain()}"
+    value = b'{"score": ' + number + b"}" if where == "fields" else number
+    key = b"fields" if where == "fields" else where.encode()
+    raw = b'{"email": "' + email.encode() + b'", "' + key + b'": ' + value + b"}"
+    # When it is posted
+    response = api.client.post("/api/leads", content=raw, headers={
+        "Authorization": AUTH, "Content-Type": "application/json"})
+    # Then it is refused naming the field; nothing is stored that export could not write
+    assert response.status_code == 400, response.text
+    field = "fields.score" if where == "fields" else where
+    assert response.json()["errors"] == {field: "must be a finite number"}
+    assert api.ws.app.db.lead_by_email(email) is None
+
+
+SPELLINGS = [["Industry", "industry", "-industry-", "INDUSTRY "],
+             ["in dustry", "In-Dustry", "in_dustry", "in.dustry"]]
+
+
+@examples(30)
+@given(st.sampled_from(SPELLINGS).flatmap(
+    lambda group: st.lists(st.sampled_from(group), min_size=2, max_size=3, unique=True)),
+       st.booleans())
+def test_field_names_that_become_one_key_are_refused_not_merged(api: Api, names: list[str],
+                                                                nested: bool) -> None:
+    # Given two or more spellings of one field name (they normalise to the same key)
+    email = f"merge@{fresh_domain()}"
+    fields = {n: f"v{i}" for i, n in enumerate(names)}
+    body = {"email": email, "fields": fields} if nested else {"email": email, **fields}
+    # When posted
+    response = api.client.post("/api/leads", json=body, headers={"Authorization": AUTH})
+    # Then the request is refused naming the colliding names, and nothing is stored
+    assert response.status_code == 400, response.text
+    (field, reason), = response.json()["errors"].items()
+    stripped = [n.strip() for n in names]
+    assert field.strip() in stripped and "names the same field as" in reason
+    assert any(n in reason for n in stripped if n != field.strip())
+    assert api.ws.app.db.lead_by_email(email) is None
 
 
 # --- unsubscribe tokens ----------------------------------------------------------------------

@@ -58,7 +58,7 @@ def normalize_email(raw: Any, field_name: str = "email") -> str:
     local, at, domain = value.rpartition("@")
     if not at or not local:
         raise LeadError(field_name, f"not an email address: {printable(value)!r}")
-    if len(local.encode("utf-8")) > MAX_LOCAL_OCTETS:
+    if len(local.encode("utf-8", "surrogatepass")) > MAX_LOCAL_OCTETS:
         raise LeadError(field_name, f"the part before @ is longer than {MAX_LOCAL_OCTETS} "
                         "bytes (the SMTP limit)")
     domain = canonical_domain(domain)
@@ -137,6 +137,9 @@ def check_text(name: str, value: Any) -> str | None:
         return None
     if isinstance(value, (dict, list)):
         raise LeadError(printable(name), "must be text")
+    if isinstance(value, float) and not math.isfinite(value):
+        # 1e999 in JSON is infinity: no JSON export could write it back.
+        raise LeadError(printable(name), "must be a finite number")
     text = str(value)
     if _CONTROL_RE.search(text):
         raise LeadError(printable(name), "contains control characters (CR, LF or NUL)")
