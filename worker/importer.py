@@ -89,8 +89,6 @@ def _runs_past_its_line(taken: list[str], dialect: type[csv.Dialect] | csv.Diale
                         delimiter: str) -> bool:
     """A record read over several lines that is not strict CSV: a stray quote opened a value
     that swallowed the lines after it (to the end of the file or to some later quote)."""
-    if len(taken) < 2:
-        return False
     try:
         records = list(csv.reader(taken, dialect, delimiter=delimiter, strict=True))
     except csv.Error:
@@ -162,8 +160,9 @@ def _csv_rows(stream: io.TextIOWrapper, head: str) -> Iterator[Row]:
             return
         except csv.Error as exc:
             values, error = None, f"not valid CSV: {exc}"
-        if (error or (values is not None and len(values) > len(names))) and \
-                _runs_past_its_line(counting.taken, csv.excel, delimiter):
+        # A value ending in a line break was cut by the end of the file inside quotes.
+        suspect = len(counting.taken) > 1 or bool(values and values[-1].endswith(("\n", "\r")))
+        if suspect and _runs_past_its_line(counting.taken, csv.excel, delimiter):
             # Re-read from the next line with a fresh reader: the old one is inside quotes.
             counting.put_back(counting.taken[1:])
             reader = csv.reader(counting, csv.excel, delimiter=delimiter)
@@ -196,10 +195,6 @@ def _column_names(header: list[str]) -> list[str]:
         else:
             shown = ", ".join(printable(h) for h in header)
             raise ImportFileError(f"line 1: no 'email' column in the header ({shown})")
-    dupes = {n for n in names if names.count(n) > 1 and n}
-    if dupes:
-        raise ImportFileError(f"line 1: column named twice: "
-                              f"{', '.join(printable(d) for d in sorted(dupes))}")
     seen: dict[str, str] = {}
     for original, name in zip(header, names, strict=True):
         try:
@@ -211,4 +206,8 @@ def _column_names(header: list[str]) -> list[str]:
                                   f"{printable(original)!r} name the same field {key!r}")
         if key:
             seen[key] = original
+    dupes = {n for n in names if names.count(n) > 1 and n}
+    if dupes:
+        raise ImportFileError(f"line 1: column named twice: "
+                              f"{', '.join(printable(d) for d in sorted(dupes))}")
     return names
