@@ -12,6 +12,7 @@ on SQLite), driven in-process by Starlette's TestClient.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -42,6 +43,7 @@ from tests.bad_input._support import (
     nasty_text,
     workspace,
 )
+from tests.httpkit import start_worker
 from tests.workspace import API_TOKEN, SECRET, email_template, write_campaign
 from worker.adapters.db import models as m
 from worker.adapters.http import Context, build_asgi
@@ -390,3 +392,98 @@ def test_a_long_company_on_postgresql_is_a_201_or_a_400(tmp_path: Path, pg_url: 
         response = pg.client.post("/api/leads", headers={"Authorization": AUTH}, json={
             "email": "long@pg.test", "company": "c" * 300})
         assert_safe(response)
+
+
+# --- the server: slow clients and redirects (issue 12, items 7 and 11) -------------------------
+
+HEAD = (b"POST /api/leads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + API_TOKEN.encode() + b"\r\nContent-Length: 2\r\n\r\n{}")
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """True if the server closes the connection within ``seconds`` (reads to EOF)."""
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(4096):
+                pass
+        return True
+    except TimeoutError:
+        return False
+
+
+async def test_half_sent_request_heads_are_closed_after_the_timeout(tmp_path: Path) -> None:
+    # Given a worker with a request time limit of 0.5 s
+    running = await start_worker(tmp_path, None, HTTP__TIMEOUT_S="0.5")
+    port = int(running.base_url.rsplit(":", 1)[1])
+    try:
+        # When 50 clients each send half a request head and stop
+        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(50)]
+        for _, writer in opened:
+            writer.write(HEAD[:30])
+            await writer.drain()
+        # Then the server closes every one of them (it kept them open for ever)
+        closed = await asyncio.gather(*(_closed_within(r, 10) for r, _ in opened))
+        assert all(closed), closed.count(False)
+        for _, writer in opened:
+            writer.close()
+        # And the server still answers
+        assert (await running.client.get("/healthz")).status_code == 200
+    finally:
+        assert await running.stop() == 0
+
+
+async def test_a_request_head_trickled_byte_by_byte_is_cut_off(tmp_path: Path) -> None:
+    running = await start_worker(tmp_path, None, HTTP__TIMEOUT_S="0.5")
+    port = int(running.base_url.rsplit(":", 1)[1])
+    try:
+        # Given a client that sends a request head one byte every 50 ms (about 8 s in all)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sent = 0
+        with contextlib.suppress(ConnectionError):
+            for byte in HEAD:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                sent += 1
+                await asyncio.sleep(0.05)
+                if reader.at_eof() or writer.is_closing():
+                    break
+        # Then the server closes the connection long before the head is complete
+        assert await _closed_within(reader, 10)
+        assert sent < len(HEAD) // 2, sent
+        writer.close()
+    finally:
+        assert await running.stop() == 0
+
+
+async def test_an_idle_keep_alive_connection_then_a_half_head_is_closed(tmp_path: Path) -> None:
+    running = await start_worker(tmp_path, None, HTTP__TIMEOUT_S="0.5")
+    port = int(running.base_url.rsplit(":", 1)[1])
+    try:
+        # Given a connection that made one whole request (kept alive)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        # When the next request stops half way through its head
+        writer.write(b"GET /hea")
+        await writer.drain()
+        # Then the connection is closed
+        assert await _closed_within(reader, 10)
+        writer.close()
+    finally:
+        assert await running.stop() == 0
+
+
+async def test_a_token_path_with_a_final_slash_is_404_not_a_redirect_to_the_host_header(
+        tmp_path: Path) -> None:
+    running = await start_worker(tmp_path, None)
+    try:
+        token = tokens.make_unsubscribe_token(SECRET.encode(), 1, "hello")
+        for method in ("GET", "POST"):
+            answer = await running.client.request(method, f"/u/{token}/",
+                                                  headers={"Host": "evil.example"})
+            assert answer.status_code == 404, answer.headers
+            assert "location" not in answer.headers
+            assert "evil.example" not in answer.text
+    finally:
+        assert await running.stop() == 0
