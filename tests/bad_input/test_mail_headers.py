@@ -317,3 +317,15 @@ def test_a_suppressed_address_matches_both_spellings(tmp_path: Path) -> None:
     app.db.add_suppression("ann@xn--mller-kva.example", "unsubscribed", "test")
     assert app.db.suppression_for("ann@müller.example") == "unsubscribed"
     assert normalize_email("ann@xn--mller-kva.example") == "ann@müller.example"
+
+
+@pytest.mark.parametrize("owner", ["josé@bücher.example", "rep@bücher.example"])
+def test_a_notification_to_a_non_ascii_owner_names_the_owner_in_to(owner: str) -> None:
+    # Given the headers the worker writes for a notification (no display name)
+    data = mime.build_message([("From", mime.address("Nurture", "nurture@acme.example")),
+                               ("To", mime.address(None, owner)),
+                               ("Subject", mime.encode_text("Réponse de Zoë"))], "body", None)
+    # Then To holds the address (domain in IDNA form), not an encoded word without an address
+    parsed = email.message_from_string(data.decode(), policy=email.policy.SMTPUTF8)
+    local = owner.partition("@")[0]
+    assert parsed["To"].addresses[0].addr_spec == f"{local}@xn--bcher-kva.example"
