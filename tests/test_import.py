@@ -158,3 +158,84 @@ def test_a_50_mb_file_streams_through(workspace, capsys) -> None:  # type: ignor
     assert out == [f"{path}: line 25002: email: not an email address: 'broken'",
                    "imported 25000, updated 0, unchanged 0, rejected 1"]
     assert count(app, m.Lead) == 25_000
+
+
+def test_import_prints_one_enrolment_summary_not_a_log_line_each(workspace, capsys,  # type: ignore[no-untyped-def]
+                                                                 monkeypatch) -> None:
+    # Given INFO logging and 30 leads tagged for a campaign
+    tmp, _ = workspace
+    monkeypatch.setenv("NURTURE_LOGGING__LEVEL", "INFO")
+    path = tmp / "many.csv"
+    path.write_text("email,tags\n" + "".join(f"l{n}@acme.test,lead\n" for n in range(30)))
+    # When imported
+    code, out, err = run(capsys, str(path))
+    # Then stderr has one summary line for the enrolments, no line per enrolment
+    assert code == 0 and out == ["imported 30, updated 0, unchanged 0, rejected 0"]
+    assert "action=enrolled" not in err
+    assert "enrolled 30 in hello" in err
+
+
+def test_an_empty_cell_is_no_field_and_shows_nothing(workspace, capsys) -> None:  # type: ignore[no-untyped-def]
+    tmp, app = workspace
+    path = tmp / "empty.csv"
+    path.write_text("email,industry,size\nann@acme.test,,12\n")
+    assert run(capsys, str(path))[1] == ["imported 1, updated 0, unchanged 0, rejected 0"]
+    lead = app.db.lead_by_email("ann@acme.test")
+    assert lead is not None and lead.fields == {"size": 12}
+    # And a field stored empty by an older version is not shown as None
+    from worker.domain.leads import LeadInput
+    app.db.upsert_leads([(LeadInput("old@acme.test", fields={"industry": None, "size": 3}),
+                          "test")])
+    assert main(["lead", "show", "old@acme.test"]) == 0
+    shown = capsys.readouterr().out
+    assert "None" not in shown and "fields: size=3" in shown
+
+
+def test_lead_show_escapes_control_characters_stored_earlier(workspace, capsys) -> None:  # type: ignore[no-untyped-def]
+    # Given a lead stored (by an older version) with terminal escapes in its data
+    _, app = workspace
+    from worker.domain.leads import LeadInput
+    app.db.upsert_leads([(LeadInput("esc@acme.test", columns={"company": "\x1b[2J\x1b]0;x\x07Co"},
+                                    fields={"note": "\x9b31m"}), "test")])
+    # When shown, and listed
+    assert main(["lead", "show", "esc@acme.test"]) == 0
+    assert main(["leads", "list"]) == 0
+    shown = capsys.readouterr().out
+    # Then no control character reaches the terminal; they show as escapes
+    assert not any(c in shown for c in "\x1b\x07\x9b"), repr(shown)
+    assert "\\x1b[2J" in shown
+
+
+def test_the_database_and_the_outbox_are_private_to_the_owner(tmp_path: Path) -> None:
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        # Given a fresh workspace, a lead and one pass of the worker (mail to the Maildir)
+        from tests.workspace import run_once
+        app = make_app(tmp_path)
+        write_campaign(tmp_path / "campaigns", "hi", """
+            name = "Hi"
+            kind = "sequence"
+            sender = "Dana <dana@acme.example>"
+            [[step]]
+            id = "one"
+            wait = "0"
+            window = false
+            template = "one.md"
+            """, {"one.md": email_template("Hi")})
+        app = make_app(tmp_path)
+        app.service.intake({"email": "ann@acme.test"}, campaign="hi")
+        run_once(app)
+    finally:
+        os.umask(old)
+    # Then the database files are 600, the outbox folders 700 and its mails 600
+    var = tmp_path / "var"
+    dbs = [p for p in var.iterdir() if p.name in ("nurture.db", "nurture.db-wal", "nurture.db-shm")]
+    assert dbs and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in dbs), \
+        {p.name: oct(p.stat().st_mode) for p in dbs}
+    outbox = var / "outbox"
+    folders = [outbox, *(outbox / s for s in ("tmp", "new", "cur"))]
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o700 for f in folders)
+    mails = list((outbox / "new").iterdir())
+    assert mails and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in mails)

@@ -14,7 +14,14 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.bad_input._support import Workspace, examples, fresh_domain, nasty_text, run_cli
+from tests.bad_input._support import (
+    CONTROLS,
+    Workspace,
+    examples,
+    fresh_domain,
+    nasty_text,
+    run_cli,
+)
 from worker.domain.leads import COLUMN_LENGTHS, MAX_VALUE_LENGTH
 
 EXAMPLES = examples(40)
@@ -105,7 +112,7 @@ def value(draw: st.DrawFn, exclude: str) -> str:
                                       min(COLUMN_LENGTHS.values())))
     if kind == "number":
         return draw(st.sampled_from(["42", "-7", "3.25", "0012", "١٢", "1e5", "99999999999999999"]))
-    return draw(nasty_text(exclude=exclude + "\r\n\x00"))
+    return draw(nasty_text(exclude=exclude + CONTROLS))
 
 
 def stored_form(raw: str, column: str) -> Any:

@@ -32,6 +32,12 @@ NASTY = ["\u200f", "\u200e", "\u202e", "\u2066", "\ufeff", "\u2028", "\u2029", "
          "{% raw %}", "<b>", "&amp;", "</html>", "\\", "%s", "${x}", "\u0301", "\uffff"]
 #: CR, LF and NUL: refused in every lead field (SPEC: Leads).
 CONTROL = ["\r", "\n", "\r\n", "\x00"]
+#: Other C0 and C1 controls (not TAB), refused in lead fields since issue 12 item 6: the ones
+#: generated inside values (whitespace controls such as VT or NEL are stripped at the ends).
+TERMINAL = ["\x1b", "\x1b[2J", "\x07", "\x9b", "\x7f", "\x01", "\x08"]
+#: Every refused control character, for ``exclude=`` in generators of good values.
+CONTROLS = "".join(chr(c) for c in [*range(0x00, 0x09), *range(0x0a, 0x20),
+                                    *range(0x7f, 0xa0)])
 PLACEHOLDER = "\ue000"  # never generated; marks where invalid UTF-8 bytes go
 
 

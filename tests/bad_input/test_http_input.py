@@ -12,6 +12,7 @@ on SQLite), driven in-process by Starlette's TestClient.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -32,7 +33,17 @@ with warnings.catch_warnings():  # "use httpx2": the TestClient works with httpx
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from tests.bad_input._support import Workspace, examples, fresh_domain, nasty_text, workspace
+from tests.bad_input._support import (
+    CONTROL,
+    CONTROLS,
+    TERMINAL,
+    Workspace,
+    examples,
+    fresh_domain,
+    nasty_text,
+    workspace,
+)
+from tests.httpkit import start_worker
 from tests.workspace import API_TOKEN, SECRET, email_template, write_campaign
 from worker.adapters.db import models as m
 from worker.adapters.http import Context, build_asgi
@@ -174,10 +185,10 @@ def test_any_body_gets_a_client_error_or_201_never_a_500(api: Api, path: str, da
 
 
 @examples(60)
-@given(st.integers(0, 10**9), nasty_text(exclude="\r\n\x00"), nasty_text(exclude="\r\n\x00"))
+@given(st.integers(0, 10**9), nasty_text(exclude=CONTROLS), nasty_text(exclude=CONTROLS))
 def test_a_good_lead_with_odd_names_is_created(api: Api, number: int, first: str,
                                                company: str) -> None:
-    # Given a lead whose names hold anything but CR, LF and NUL
+    # Given a lead whose names hold anything but control characters (TAB aside)
     email = f"good{number}@{fresh_domain()}"
     body = {"email": email, "first_name": first, "company": company, "tags": ["hello"]}
     # When it is posted
@@ -188,6 +199,69 @@ def test_a_good_lead_with_odd_names_is_created(api: Api, number: int, first: str
     lead = api.ws.app.db.lead_by_email(email)
     assert lead is not None
     assert (lead.first_name, lead.company) == (first.strip() or None, company.strip() or None)
+
+
+@examples(40)
+@given(st.sampled_from(["first_name", "company", "last_name", "fields"]),
+       st.sampled_from(CONTROL + TERMINAL + ["\x85x", "x\x0bx", "\x1cx"]),
+       nasty_text(exclude=CONTROLS, max_pieces=2))
+def test_control_characters_in_a_lead_are_refused_naming_the_field(
+        api: Api, where: str, control: str, around: str) -> None:
+    # Given a lead whose name (or a custom field) holds a C0 or C1 control, e.g. ESC [2J
+    value = f"a{around}{control}{around}x"
+    body: dict[str, Any] = {"email": f"esc@{fresh_domain()}"}
+    body.update({"fields": {"note": value}} if where == "fields" else {where: value})
+    # When it is posted
+    response = api.client.post("/api/leads", json=body, headers={"Authorization": AUTH})
+    # Then it is refused with the field named, and nothing is stored
+    assert response.status_code == 400, response.text
+    field = "fields.note" if where == "fields" else where
+    assert response.json()["errors"][field].startswith("contains control characters")
+    assert api.ws.app.db.lead_by_email(body["email"]) is None
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"1E400", b"-0.1e99999"])
+@pytest.mark.parametrize("where", ["score", "fields", "company"])
+def test_a_number_too_big_for_a_double_is_a_400_naming_the_field(api: Api, number: bytes,
+                                                                 where: str) -> None:
+    # Given a JSON body whose number parses to infinity
+    email = f"inf@{fresh_domain()}"
+    value = b'{"score": ' + number + b"}" if where == "fields" else number
+    key = b"fields" if where == "fields" else where.encode()
+    raw = b'{"email": "' + email.encode() + b'", "' + key + b'": ' + value + b"}"
+    # When it is posted
+    response = api.client.post("/api/leads", content=raw, headers={
+        "Authorization": AUTH, "Content-Type": "application/json"})
+    # Then it is refused naming the field; nothing is stored that export could not write
+    assert response.status_code == 400, response.text
+    field = "fields.score" if where == "fields" else where
+    assert response.json()["errors"] == {field: "must be a finite number"}
+    assert api.ws.app.db.lead_by_email(email) is None
+
+
+SPELLINGS = [["Industry", "industry", "-industry-", "INDUSTRY "],
+             ["in dustry", "In-Dustry", "in_dustry", "in.dustry"]]
+
+
+@examples(30)
+@given(st.sampled_from(SPELLINGS).flatmap(
+    lambda group: st.lists(st.sampled_from(group), min_size=2, max_size=3, unique=True)),
+       st.booleans())
+def test_field_names_that_become_one_key_are_refused_not_merged(api: Api, names: list[str],
+                                                                nested: bool) -> None:
+    # Given two or more spellings of one field name (they normalise to the same key)
+    email = f"merge@{fresh_domain()}"
+    fields = {n: f"v{i}" for i, n in enumerate(names)}
+    body = {"email": email, "fields": fields} if nested else {"email": email, **fields}
+    # When posted
+    response = api.client.post("/api/leads", json=body, headers={"Authorization": AUTH})
+    # Then the request is refused naming the colliding names, and nothing is stored
+    assert response.status_code == 400, response.text
+    (field, reason), = response.json()["errors"].items()
+    stripped = [n.strip() for n in names]
+    assert field.strip() in stripped and "names the same field as" in reason
+    assert any(n in reason for n in stripped if n != field.strip())
+    assert api.ws.app.db.lead_by_email(email) is None
 
 
 # --- unsubscribe tokens ----------------------------------------------------------------------
@@ -318,3 +392,98 @@ def test_a_long_company_on_postgresql_is_a_201_or_a_400(tmp_path: Path, pg_url: 
         response = pg.client.post("/api/leads", headers={"Authorization": AUTH}, json={
             "email": "long@pg.test", "company": "c" * 300})
         assert_safe(response)
+
+
+# --- the server: slow clients and redirects (issue 12, items 7 and 11) -------------------------
+
+HEAD = (b"POST /api/leads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + API_TOKEN.encode() + b"\r\nContent-Length: 2\r\n\r\n{}")
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """True if the server closes the connection within ``seconds`` (reads to EOF)."""
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(4096):
+                pass
+        return True
+    except TimeoutError:
+        return False
+
+
+async def test_half_sent_request_heads_are_closed_after_the_timeout(tmp_path: Path) -> None:
+    # Given a worker with a request time limit of 0.5 s
+    running = await start_worker(tmp_path, None, HTTP__TIMEOUT_S="0.5")
+    port = int(running.base_url.rsplit(":", 1)[1])
+    try:
+        # When 50 clients each send half a request head and stop
+        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(50)]
+        for _, writer in opened:
+            writer.write(HEAD[:30])
+            await writer.drain()
+        # Then the server closes every one of them (it kept them open for ever)
+        closed = await asyncio.gather(*(_closed_within(r, 10) for r, _ in opened))
+        assert all(closed), closed.count(False)
+        for _, writer in opened:
+            writer.close()
+        # And the server still answers
+        assert (await running.client.get("/healthz")).status_code == 200
+    finally:
+        assert await running.stop() == 0
+
+
+async def test_a_request_head_trickled_byte_by_byte_is_cut_off(tmp_path: Path) -> None:
+    running = await start_worker(tmp_path, None, HTTP__TIMEOUT_S="0.5")
+    port = int(running.base_url.rsplit(":", 1)[1])
+    try:
+        # Given a client that sends a request head one byte every 50 ms (about 8 s in all)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sent = 0
+        with contextlib.suppress(ConnectionError):
+            for byte in HEAD:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                sent += 1
+                await asyncio.sleep(0.05)
+                if reader.at_eof() or writer.is_closing():
+                    break
+        # Then the server closes the connection long before the head is complete
+        assert await _closed_within(reader, 10)
+        assert sent < len(HEAD) // 2, sent
+        writer.close()
+    finally:
+        assert await running.stop() == 0
+
+
+async def test_an_idle_keep_alive_connection_then_a_half_head_is_closed(tmp_path: Path) -> None:
+    running = await start_worker(tmp_path, None, HTTP__TIMEOUT_S="0.5")
+    port = int(running.base_url.rsplit(":", 1)[1])
+    try:
+        # Given a connection that made one whole request (kept alive)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        # When the next request stops half way through its head
+        writer.write(b"GET /hea")
+        await writer.drain()
+        # Then the connection is closed
+        assert await _closed_within(reader, 10)
+        writer.close()
+    finally:
+        assert await running.stop() == 0
+
+
+async def test_a_token_path_with_a_final_slash_is_404_not_a_redirect_to_the_host_header(
+        tmp_path: Path) -> None:
+    running = await start_worker(tmp_path, None)
+    try:
+        token = tokens.make_unsubscribe_token(SECRET.encode(), 1, "hello")
+        for method in ("GET", "POST"):
+            answer = await running.client.request(method, f"/u/{token}/",
+                                                  headers={"Host": "evil.example"})
+            assert answer.status_code == 404, answer.headers
+            assert "location" not in answer.headers
+            assert "evil.example" not in answer.text
+    finally:
+        assert await running.stop() == 0

@@ -13,6 +13,7 @@ Numbers over 4300 digits and values nested thousands deep are a known bug
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from hypothesis import given
@@ -30,15 +31,23 @@ from tests.bad_input._lead_files import (
     physical_start,
     stored_form,
 )
-from tests.bad_input._support import CONTROL, PLACEHOLDER, Workspace, fresh_domain, nasty_text
+from tests.bad_input._support import (
+    CONTROL,
+    CONTROLS,
+    PLACEHOLDER,
+    TERMINAL,
+    Workspace,
+    fresh_domain,
+    nasty_text,
+)
 
 JSON_KEYS = ["first_name", "company", "fields", "score", "flag", "nothing"]
 
 
 def json_scalar(draw: st.DrawFn) -> Any:
     return draw(st.one_of(
-        st.integers(-10**15, 10**15), st.floats(allow_nan=False), st.booleans(),
-        nasty_text(exclude="\r\n\x00")))
+        st.integers(-10**15, 10**15), st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(), nasty_text(exclude=CONTROLS)))
 
 
 @st.composite
@@ -55,14 +64,14 @@ def json_plans(draw: st.DrawFn) -> Plan:
 
     for number in range(draw(st.integers(0, 12))):
         kind = draw(st.sampled_from(["good", "good", "good", "bad_email", "control", "nested",
-                                     "too_long", "bad_name", "not_json", "not_object", "blank",
+                                     "too_long", "infinite", "bad_name", "not_json", "not_object", "blank",
                                      "duplicate", "suppressed", "bom"]))
         written, email = address(draw, domain, number, latin)
         obj: dict[str, Any] = {"email": written}
         expected: dict[str, Any] = {}
         for key in draw(st.lists(st.sampled_from(JSON_KEYS), unique=True)):
             if key in ("first_name", "company"):
-                raw = draw(st.one_of(nasty_text(exclude="\r\n\x00"), st.integers(0, 99)))
+                raw = draw(st.one_of(nasty_text(exclude=CONTROLS), st.integers(0, 99)))
                 obj[key] = raw
                 expected[key] = str(raw).strip() or None
             elif key == "fields":
@@ -88,13 +97,15 @@ def json_plans(draw: st.DrawFn) -> Plan:
             obj["email"] = draw(st.one_of(st.sampled_from(bad_emails(latin)), st.none(),
                                           st.integers(), st.just([email]), st.just("")))
             rows.append(Row(line(obj), reason="email: "))
-        elif kind in ("control", "nested", "too_long"):
+        elif kind in ("control", "nested", "too_long", "infinite"):
             where = draw(st.sampled_from(["first_name", "company", "fields", "score"]))
             limit = limit_of(where if where in ("first_name", "company") else "note")
-            bad: Any = {"control": draw(st.sampled_from(CONTROL)).join(["a", "b"]),
+            bad: Any = {"control": draw(st.sampled_from(CONTROL + TERMINAL)).join(["a", "b"]),
+                        "infinite": draw(st.sampled_from([math.inf, -math.inf])),
                         "nested": draw(st.sampled_from([[1], {"a": 1}, [], {}])),
                         "too_long": "t" * draw(st.integers(limit + 1, limit + 500))}[kind]
-            reason = {"control": "contains control characters (CR, LF or NUL)",
+            reason = {"control": "contains control characters (",
+                      "infinite": "must be a finite number",
                       "nested": "must be text",
                       "too_long": f"is longer than {limit} characters"}[kind]
             for key in ("first_name", "company", "score"):

@@ -22,23 +22,31 @@ import email
 import email.header
 import email.policy
 import email.utils
+import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 
 import markupsafe
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from tests.bad_input._support import CONTROL, examples, nasty_text
-from tests.workspace import REPO
+from tests.servers.smtp import ScriptedSmtpServer
+from tests.workspace import REPO, email_template, make_app, run_once, write_campaign
+from worker.adapters.db import models as m
+from worker.app import App
 from worker.catalog import read_layouts
 from worker.config import load_settings
 from worker.domain import mime
 from worker.domain.campaigns import Campaign, Step
+from worker.domain.leads import normalize_email
 from worker.domain.model import Lead
 from worker.domain.render import Renderer
 from worker.domain.sequence import PriorTouch, TouchPlan
+from worker.errors import LeadError
 from worker.mailer import MailFactory
 
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -199,3 +207,125 @@ def test_lead_text_that_looks_like_an_encoded_word_is_shown_as_written(where: st
     else:
         assert not msg["To"].defects
         assert msg["To"].addresses[0].display_name == f"Ann {word}"
+
+
+# --- RFC 2047 word length, local part length, internationalised addresses (issue 12) ----------
+
+ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+@examples(200)
+@given(nasty_text(max_pieces=12), st.integers(1, 400))
+def test_every_encoded_word_is_at_most_75_characters(text: str, repeat: int) -> None:
+    value = (text or "é") * (1 + repeat // max(len(text), 1))
+    for header in (mime.encode_text(value), mime.address(value, "ann@acme.test")):
+        words = ENCODED_WORD.findall(header)
+        assert all(len(w) <= 75 for w in words), max(len(w) for w in words)
+
+
+@pytest.mark.parametrize(("local", "ok"), [("a" * 64, True), ("a" * 65, False),
+                                            ("é" * 32, True), ("é" * 33, False)])
+def test_a_local_part_over_64_octets_is_refused(local: str, ok: bool) -> None:
+    if ok:
+        assert normalize_email(f"{local}@acme.test") == f"{local}@acme.test"
+    else:
+        with pytest.raises(LeadError, match="longer than 64"):
+            normalize_email(f"{local}@acme.test")
+
+
+@pytest.mark.parametrize("to", ["josé@bücher.example", "user@bücher.example",
+                                "JOSÉ@XN--BCHER-KVA.example"])
+def test_internationalised_addresses_make_a_to_header_with_the_address(to: str) -> None:
+    # Given a lead with an internationalised address (stored in its one canonical form)
+    email_addr = normalize_email(to)
+    assert email_addr.endswith("@bücher.example")
+    # When its mail is built
+    lead = Lead(email_addr, id=1, first_name="Zoë")
+    envelope, _ = FACTORY.build(CAMPAIGN, TouchPlan(CAMPAIGN.steps[0], "email"), lead, 1, NOW)
+    msg = email.message_from_string(envelope.data.decode(), policy=email.policy.SMTPUTF8)
+    # Then To names the lead with the domain in IDNA form (the local part as it is)
+    assert msg["To"].addresses[0].addr_spec == \
+        f"{email_addr.partition('@')[0]}@xn--bcher-kva.example"
+    assert msg["To"].addresses[0].display_name == "Zoë"
+
+
+def _idn_app(tmp: Path, server: ScriptedSmtpServer) -> App:
+    write_campaign(tmp / "campaigns", "hello", """
+        name = "Hello"
+        kind = "sequence"
+        sender = "Dana at Acme <dana@acme.example>"
+        [[step]]
+        id = "one"
+        wait = "0"
+        window = false
+        template = "one.md"
+        """, {"one.md": email_template("Hi {{ lead.first_name | default('there') }}")})
+    return make_app(tmp, OUTBOUND__TRANSPORT="smtp", SMTP__HOST=server.host,
+                    SMTP__PORT=str(server.port), SMTP__TIMEOUT_S="5",
+                    NOTIFY__DEFAULT_OWNER="")
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_internationalised_leads_are_mailed_through_aiosmtpd(tmp_path: Path, smtputf8: bool,
+                                                            smtp_server: ScriptedSmtpServer
+                                                            ) -> None:
+    # Given a server with or without SMTPUTF8 and two internationalised leads
+    smtp_server._controller.SMTP_kwargs["enable_SMTPUTF8"] = smtputf8  # type: ignore[union-attr]
+    app = _idn_app(tmp_path, smtp_server)
+    for to in ("josé@bücher.example", "user@bücher.example"):
+        app.service.intake({"email": to, "first_name": "Zoë"}, campaign="hello")
+    # When the worker runs
+    run_once(app)
+    # Then the ASCII local part goes everywhere (domain as IDNA, To naming the address)
+    got = {m.rcpt_tos[0]: m for m in smtp_server.messages}
+    plain = got["user@xn--bcher-kva.example"]
+    to = email.message_from_bytes(plain.data, policy=email.policy.default)["To"]
+    assert to.addresses[0].addr_spec == "user@xn--bcher-kva.example"
+    with app.db.session() as s:
+        states = dict(s.execute(select(m.Lead.email, m.Enrollment.status).join(
+            m.Enrollment, m.Enrollment.lead_id == m.Lead.id)).all())
+        notes = [f"{t.note} {t.smtp_response}" for t in s.scalars(select(m.Touch))]
+        notes += [e.status_reason or "" for e in s.scalars(select(m.Enrollment))]
+    assert states["user@bücher.example"] != "failed"
+    if smtputf8:
+        # And the Unicode local part goes with SMTPUTF8, raw UTF-8 in To (RFC 6532)
+        wide = got["josé@xn--bcher-kva.example"]
+        parsed = email.message_from_string(wide.data.decode(), policy=email.policy.SMTPUTF8)
+        assert parsed["To"].addresses[0].addr_spec == "josé@xn--bcher-kva.example"
+        assert states["josé@bücher.example"] != "failed"
+    else:
+        # And without SMTPUTF8 it is refused with that reason, nothing half-sent
+        assert set(got) == {"user@xn--bcher-kva.example"}
+        assert any("SMTPUTF8" in n for n in notes), notes
+
+
+@pytest.mark.parametrize(("suppress", "lead"), [
+    ("müller.example", "anyone@xn--mller-kva.example"),
+    ("xn--mller-kva.example", "anyone@Müller.example"),
+    ("MÜLLER.example", "anyone@müller.example")])
+def test_a_suppressed_domain_matches_both_spellings(tmp_path: Path, suppress: str,
+                                                    lead: str) -> None:
+    app = make_app(tmp_path)
+    app.db.add_suppression(None, "operator", "test", domain=suppress)
+    assert app.db.suppression_for(normalize_email(lead)) == "operator"
+    assert app.db.suppressed_among([normalize_email(lead)]) == {normalize_email(lead):
+                                                                "operator"}
+
+
+def test_a_suppressed_address_matches_both_spellings(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    app.db.add_suppression("ann@xn--mller-kva.example", "unsubscribed", "test")
+    assert app.db.suppression_for("ann@müller.example") == "unsubscribed"
+    assert normalize_email("ann@xn--mller-kva.example") == "ann@müller.example"
+
+
+@pytest.mark.parametrize("owner", ["josé@bücher.example", "rep@bücher.example"])
+def test_a_notification_to_a_non_ascii_owner_names_the_owner_in_to(owner: str) -> None:
+    # Given the headers the worker writes for a notification (no display name)
+    data = mime.build_message([("From", mime.address("Nurture", "nurture@acme.example")),
+                               ("To", mime.address(None, owner)),
+                               ("Subject", mime.encode_text("Réponse de Zoë"))], "body", None)
+    # Then To holds the address (domain in IDNA form), not an encoded word without an address
+    parsed = email.message_from_string(data.decode(), policy=email.policy.SMTPUTF8)
+    local = owner.partition("@")[0]
+    assert parsed["To"].addresses[0].addr_spec == f"{local}@xn--bcher-kva.example"

@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from worker.adapters.http_api import Api
 from worker.adapters.http_io import (
@@ -78,8 +79,54 @@ def build_asgi(ctx: Context) -> ASGIApp:
     starlette = Starlette(routes=routes, exception_handlers={
         HttpError: on_http_error, HTTPException: on_starlette_error, StoreError: on_store_error,
         Exception: on_unexpected})
+    # No redirect to the path with or without its final slash: Starlette builds that
+    # Location from the Host header, which the client chooses (/u/TOKEN/ answers 404).
+    starlette.router.redirect_slashes = False
     http = ctx.app.settings.http
     return Boundary(starlette, http.max_body_bytes, http.timeout_s)
+
+
+class _BoundedH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline on each request head: uvicorn times only
+    idle keep-alive connections, and any byte cancels that, so a client sending half a
+    request (or one byte a second) held its connection for ever. The head of each request
+    must now be complete within ``http.timeout_s`` of the connection (or of the previous
+    answer), else the connection is closed."""
+
+    head_timeout_s = 10.0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._start_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        waiting_for = self.cycle
+        super().data_received(data)
+        if self.cycle is not waiting_for and self._head_timer is not None:
+            self._head_timer.cancel()  # a whole request head arrived
+            self._head_timer = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
+
+    def _start_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_too_slow)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            log.info("action=http_head_timeout timeout_s=%s", self.head_timeout_s)
+            self.transport.close()
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -123,7 +170,8 @@ async def serve(app: App, runner: Runner) -> asyncio.Task[None]:
     workers = 1 if app.db.is_sqlite else max(2, min(app.settings.database.pool_size, 8))
     ctx = Context(app, runner, app.secret_key(required=True),
                   ThreadPoolExecutor(workers, thread_name_prefix="nurture-http"))
-    config = uvicorn.Config(build_asgi(ctx), log_config=None, log_level="warning",
+    protocol = type("BoundedH11", (_BoundedH11,), {"head_timeout_s": http.timeout_s})
+    config = uvicorn.Config(build_asgi(ctx), log_config=None, log_level="warning", http=protocol,
                             lifespan="off", access_log=False, server_header=False,
                             proxy_headers=False, timeout_keep_alive=5,
                             timeout_graceful_shutdown=int(max(app.settings.worker.grace_s, 1)))

@@ -18,8 +18,10 @@ from worker.ports import Envelope, Gate, SendResult
 
 
 def ensure_maildir(root: Path) -> None:
+    """The Maildir's folders, created mode 700: mails name leads and carry their data."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     for sub in ("tmp", "new", "cur"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / sub).mkdir(mode=0o700, exist_ok=True)
 
 
 class MaildirChannel:
@@ -40,7 +42,8 @@ class MaildirChannel:
         tmp = self.root / "tmp" / name
         data = envelope.data.replace(b"\r\n", b"\n")
         try:
-            with open(tmp, "wb") as handle:
+            # Mode 600 from the start (not chmod after): nobody else may read a lead's mail.
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
                 handle.write(f"Return-Path: <{envelope.mail_from}>\nDelivered-To: "
                              f"{envelope.rcpt_to}\n".encode())
                 handle.write(data)

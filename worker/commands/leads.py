@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,13 @@ from sqlalchemy import select
 from worker.adapters.db import models as m
 from worker.app import App
 from worker.config import Settings
-from worker.domain.leads import LeadInput, normalize_email, parse_field_args, parse_lead
+from worker.domain.leads import (
+    LeadInput,
+    normalize_email,
+    parse_field_args,
+    parse_lead,
+    printable,
+)
 from worker.domain.model import EnrollmentStatus
 from worker.errors import LeadError, UserError
 from worker.importer import ImportFileError, Row, detect_encoding, read_rows
@@ -59,10 +67,12 @@ def import_leads(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
         for (_, inp), result in zip(keep, results, strict=True):
             counts[result.outcome] += 1
             for slug in app.service.campaigns_for(inp, args.campaign):
-                app.service.enroll(result.lead_id, slug, reason=f"import {path.name}")
+                if app.service.enroll(result.lead_id, slug, reason=f"import {path.name}"):
+                    enrolled[slug] = enrolled.get(slug, 0) + 1
         batch.clear()
 
-    with open(path, "rb") as handle, _progress(path) as advance:
+    enrolled: dict[str, int] = {}
+    with open(path, "rb") as handle, _progress(path) as advance, _one_line_per_import():
         try:
             for row in read_rows(path, handle, encoding):
                 advance(handle.tell())
@@ -86,9 +96,27 @@ def import_leads(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
             flush()
             raise UserError(f"{args.file}: {exc}") from None
         flush()
+    if enrolled:  # one summary instead of a log line per enrolment
+        print("enrolled " + ", ".join(f"{n} in {slug}" for slug, n in sorted(enrolled.items())),
+              file=sys.stderr)
     print(f"imported {counts['imported']}, updated {counts['updated']}, unchanged "
           f"{counts['unchanged']}, rejected {counts['rejected']}")
     return 1 if counts["rejected"] else 0
+
+
+@contextlib.contextmanager
+def _one_line_per_import() -> Iterator[None]:
+    """Leave out the service's INFO line per enrolment while a file is imported (the command
+    prints a summary); warnings and errors still show."""
+    def quiet(record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and str(record.msg).startswith(
+            "action=enrolled "))
+    logger = logging.getLogger("worker.service")
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 class _progress:
@@ -128,13 +156,14 @@ def list_leads(args: argparse.Namespace, settings: Callable[[], Settings]) -> in
         rows = s.execute(query).all()
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
     table = Table("email", "campaign", "status", "next step", "next due (UTC)")
     for r in rows:
         camp = app.catalog.campaigns.get(r.campaign or "")
         step = "-"
         if camp and r.next_step is not None and r.next_step < len(camp.steps):
             step = camp.steps[r.next_step].id
-        table.add_row(r.email, r.campaign or "-", r.status or "-", step,
+        table.add_row(Text(printable(r.email)), r.campaign or "-", r.status or "-", step,
                       r.next_due_at.strftime("%Y-%m-%d %H:%M") if r.next_due_at else "-")
     Console(width=140).print(table)
     return 0

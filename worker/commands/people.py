@@ -16,7 +16,7 @@ from sqlalchemy import inspect
 from worker.adapters.db import models as m
 from worker.app import App
 from worker.config import Settings
-from worker.domain.leads import normalize_email
+from worker.domain.leads import normalize_email, printable
 from worker.domain.model import OPEN_STATUSES
 from worker.errors import NotFound, UserError
 
@@ -53,6 +53,13 @@ def local(value: datetime | None, tz: ZoneInfo) -> str:
 def _console() -> Any:
     from rich.console import Console
     return Console(width=None if sys.stdout.isatty() else 140, highlight=False)
+
+
+def safe_text(value: str, style: str = "") -> Any:
+    """Rich text of stored data with control characters shown as escapes: a name or an
+    inbound subject holding ESC sequences must not act on the operator's terminal."""
+    from rich.text import Text
+    return Text(printable(value), style=style)
 
 
 def row_dict(row: Any) -> dict[str, Any]:
@@ -189,29 +196,29 @@ def _timeline(data: dict[str, Any]) -> list[tuple[str, int, str, str, str]]:
 def print_lead(data: dict[str, Any], tz: ZoneInfo, console: Any) -> None:
     """The lead, its enrolments and a timeline, in the lead's zone."""
     from rich.table import Table
-    from rich.text import Text
     name = " ".join(x for x in (data["first_name"], data["last_name"]) if x)
     who = ", ".join(x for x in (name, data["title"], data["company"]) if x)
-    console.print(Text(data["email"] + (f"  {who}" if who else ""), style="bold"))
-    console.print(Text(f"owner {data['owner'] or '-'} | zone {tz.key} | source "
-                       f"{data['source'] or '-'} | consent {_when(data['consent_at'], tz)} | "
-                       f"tags {', '.join(data['tags'] or []) or '-'}"))
-    if data["fields"]:
-        console.print(Text("fields: " + ", ".join(f"{k}={v}" for k, v in data["fields"].items())))
+    console.print(safe_text(data["email"] + (f"  {who}" if who else ""), style="bold"))
+    console.print(safe_text(f"owner {data['owner'] or '-'} | zone {tz.key} | source "
+                            f"{data['source'] or '-'} | consent {_when(data['consent_at'], tz)} "
+                            f"| tags {', '.join(data['tags'] or []) or '-'}"))
+    fields = {k: v for k, v in (data["fields"] or {}).items() if v is not None and v != ""}
+    if fields:
+        console.print(safe_text("fields: " + ", ".join(f"{k}={v}" for k, v in fields.items())))
     if data["suppressed"]:
-        console.print(Text(f"suppressed ({data['suppressed']}): nothing more is sent to this "
-                           "address", style="red"))
+        console.print(safe_text(f"suppressed ({data['suppressed']}): nothing more is sent to "
+                                "this address", style="red"))
     table = Table("campaign", "status", "next step", "next due", "enrolled", "why",
                   title="Enrolments", title_justify="left")
     for e in data["enrollments"]:
-        table.add_row(*(Text(x) for x in (e["campaign"], e["status"], e["next_step"] or "-",
-                                          _when(e["next_due_at"], tz), _when(e["enrolled_at"], tz),
-                                          e["status_reason"] or "")))
+        table.add_row(*(safe_text(x) for x in (
+            e["campaign"], e["status"], e["next_step"] or "-", _when(e["next_due_at"], tz),
+            _when(e["enrolled_at"], tz), e["status_reason"] or "")))
     console.print(table)
     timeline = Table("when", "what", "campaign / step", "detail",
                      title=f"Timeline ({tz.key})", title_justify="left")
     for at, _, what, where, detail in _timeline(data):
-        timeline.add_row(*(Text(x) for x in (_when(at, tz), what, where, detail)))
+        timeline.add_row(*(safe_text(x) for x in (_when(at, tz), what, where, detail)))
     console.print(timeline)
 
 
@@ -246,8 +253,8 @@ def _task_done(app: App, task_id: int | None, note: str | None) -> int:
     touch = app.service.complete_task(task_id, note)
     found = app.db.task_row(task_id)
     email = found[1] if found else "?"
-    print(f"task {task_id} done: {touch.task_kind or 'task'} for {email} "
-          f"({touch.campaign} / {touch.step_id})")
+    print(printable(f"task {task_id} done: {touch.task_kind or 'task'} for {email} "
+                    f"({touch.campaign} / {touch.step_id})"))
     for row in app.db.enrollments_of(touch.lead_id, touch.campaign):
         if row.id == touch.enrollment_id and row.status in OPEN and row.next_due_at:
             camp = app.catalog.campaigns.get(row.campaign)
@@ -262,20 +269,19 @@ def _task_done(app: App, task_id: int | None, note: str | None) -> int:
 def print_tasks(items: list[dict[str, Any]], owner: str | None, console: Any) -> None:
     """Open tasks, one table per owner, soonest first; times in each lead's zone."""
     from rich.table import Table
-    from rich.text import Text
     if not items:
-        console.print(f"No open tasks{' for ' + owner if owner else ''}.")
+        console.print(safe_text(f"No open tasks{' for ' + owner if owner else ''}."))
         return
     groups: dict[str, list[dict[str, Any]]] = {}
     for item in items:
         groups.setdefault(item["owner"] or "(no owner)", []).append(item)
     for who, rows in groups.items():
         table = Table("id", "due (lead's time)", "kind", "lead", "campaign / step", "task",
-                      title=f"{who}: {len(rows)} open", title_justify="left")
+                      title=safe_text(f"{who}: {len(rows)} open"), title_justify="left")
         for r in rows:
             due = _when(r["due_at"], zone_of(r["lead_timezone"]))
             kind = r["kind"] + (" (sequence waits)" if r["blocks_sequence"] else "")
-            table.add_row(*(Text(str(x)) for x in (r["id"], due, kind, r["lead"],
+            table.add_row(*(safe_text(str(x)) for x in (r["id"], due, kind, r["lead"],
                                                    f"{r['campaign']} / {r['step']}", r["task"])))
         console.print(table)
     console.print("Mark one done with `nurture tasks done ID [--note TEXT]`.")

@@ -17,7 +17,16 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 
+import idna
+
 CRLF = "\r\n"
+#: RFC 2047 section 2: an encoded word is at most 75 characters. ``Header`` keeps each line
+#: under ``maxlinelen`` counting the blank that folds it, so 76 would allow words of 76.
+_WORD_LINE = 75
+#: Headers whose values are addresses: never RFC 2047-encoded as a whole (the display name
+#: is encoded by ``address``); a non-ASCII local part stays UTF-8 (RFC 6532, sent with
+#: SMTPUTF8; the SMTP adapter refuses it, with its reason, where the server has no SMTPUTF8).
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender"})
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]+")
 _MAX_ASCII_HEADER = 900
 # Inside an already-encoded header value only folding (CRLF followed by a blank) may remain.
@@ -48,21 +57,35 @@ def encode_text(value: str) -> str:
     value = clean(value)
     if value.isascii() and len(value) < _MAX_ASCII_HEADER and "=?" not in value:
         return value
-    return Header(value, "utf-8", maxlinelen=76).encode(linesep=CRLF)
+    return Header(value, "utf-8", maxlinelen=_WORD_LINE).encode(linesep=CRLF)
 
 
 def address(name: str | None, email: str) -> str:
     """A mailbox header value: the display name quoted, or encoded and folded when it is
-    long, not ASCII or looks like an encoded word; the address checked."""
-    email = clean(email)
+    long, not ASCII or looks like an encoded word; the address checked, its domain in IDNA
+    (``xn--``) form so that only a non-ASCII local part needs SMTPUTF8."""
+    email = _ascii_domain(clean(email))
     if any(c in email for c in ' <>,;"()'):
         raise ValueError(f"not a single address: {email!r}")
     name = clean(name or "")
     if not name:
         return email
-    if name.isascii() and len(name) < 200 and "=?" not in name:
+    if name.isascii() and len(name) < 200 and "=?" not in name and email.isascii():
         return formataddr((name, email))
-    return f"{Header(name, 'utf-8', maxlinelen=76).encode(linesep=CRLF)} <{email}>"
+    if name.isascii() and len(name) < 200 and "=?" not in name:
+        # formataddr refuses a non-ASCII address: quote the name the same way by hand.
+        return f"{formataddr((name, 'x@x')).rpartition(' <')[0]} <{email}>"
+    return f"{Header(name, 'utf-8', maxlinelen=_WORD_LINE).encode(linesep=CRLF)} <{email}>"
+
+
+def _ascii_domain(email: str) -> str:
+    local, at, domain = email.rpartition("@")
+    if not at or domain.isascii():
+        return email
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except (idna.IDNAError, UnicodeError):
+        return email
 
 
 @lru_cache(maxsize=1024)
@@ -93,9 +116,9 @@ def build_message(headers: list[tuple[str, str]], text: str, html: str | None,
     for name, value in headers:
         if not (value.isascii() and value.isprintable()):  # fast path for clean values
             value = _BAD_BREAK_RE.sub(" ", value)
-            if not value.isascii():
+            if not value.isascii() and name.lower() not in _ADDRESS_HEADERS:
                 value = encode_text(value)
-        out.append(f"{name}: {value}".encode("ascii") + b"\r\n")
+        out.append(f"{name}: {value}".encode() + b"\r\n")
     out.append(b"MIME-Version: 1.0\r\n")
     text_cte, text_body = _encode_body(text)
     parts: list[tuple[str, str, bytes]] = [("text/plain; charset=utf-8", text_cte, text_body)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         kwargs: dict[str, Any] = {}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Created 600 here, before SQLite opens it: SQLite gives the -wal and -shm files
+            # the database file's mode, and the file holds every lead's data.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         elif real.startswith("postgresql"):
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.adapters.db import engine as db_engine
 from worker.adapters.db import models as m
-from worker.domain.leads import LeadInput
+from worker.domain.leads import LeadInput, canonical_domain, spellings
 from worker.domain.model import LEAD_COLUMNS, OPEN_STATUSES, EnrollmentStatus, Lead
 from worker.errors import StoreError
 from worker.ports import Clock, SystemClock
@@ -200,29 +200,33 @@ class Store(BaseStore):
     # --- suppression -------------------------------------------------------------------------
 
     def suppression_for(self, email: str) -> str | None:
-        """The reason an address is suppressed (its own entry or its domain's), else None."""
-        domain = email.rpartition("@")[2].lower()
+        """The reason an address is suppressed (its own entry or its domain's), else None.
+        Both spellings of an internationalised domain match (Unicode and ``xn--``)."""
+        forms = spellings(email)
+        domains = [f.rpartition("@")[2] for f in forms]
         with self.session() as s:
             row = s.scalar(select(m.Suppression.reason).where(or_(
-                m.Suppression.email_hash == self.email_hash(email),
-                m.Suppression.domain == domain)).limit(1))
+                m.Suppression.email_hash.in_([self.email_hash(f) for f in forms]),
+                m.Suppression.domain.in_(domains))).limit(1))
             return row
 
     def suppressed_among(self, emails: Sequence[str]) -> dict[str, str]:
         """The suppressed addresses among ``emails`` with their reasons (one query each for
-        addresses and domains)."""
+        addresses and domains; both spellings of a domain)."""
         if not emails:
             return {}
-        hashes = {self.email_hash(e): e for e in emails}
+        hashes: dict[str, list[str]] = {}
         domains: dict[str, list[str]] = {}
         for e in emails:
-            domains.setdefault(e.rpartition("@")[2].lower(), []).append(e)
+            for form in spellings(e):
+                hashes.setdefault(self.email_hash(form), []).append(e)
+                domains.setdefault(form.rpartition("@")[2], []).append(e)
         out: dict[str, str] = {}
         with self.session() as s:
             for h, reason in s.execute(select(m.Suppression.email_hash, m.Suppression.reason)
                                        .where(m.Suppression.email_hash.in_(list(hashes)))):
-                if h is not None:
-                    out[hashes[h]] = reason
+                for e in hashes.get(h or "", []):
+                    out[e] = reason
             for d, reason in s.execute(select(m.Suppression.domain, m.Suppression.reason)
                                        .where(m.Suppression.domain.in_(list(domains)))):
                 for e in domains.get(d or "", []):
@@ -239,11 +243,12 @@ class Store(BaseStore):
         now = self.now()
         values: dict[str, Any] = {"reason": reason, "source": source, "created_at": now}
         if domain:
-            values["domain"] = domain.lower()
+            values["domain"] = canonical_domain(domain)
         else:
             assert email is not None
+            email = spellings(email)[0]  # the canonical spelling (Unicode domain)
             values["email_hash"] = self.email_hash(email)
-            values["email"] = email.lower() if keep_address else None
+            values["email"] = email if keep_address else None
         try:
             with self.session() as s:
                 s.execute(insert(m.Suppression).values(**values))
