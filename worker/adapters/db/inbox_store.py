@@ -85,6 +85,16 @@ class InboxMixin(BaseStore):
                                  r.message_id, r.touch_number)
         return None
 
+    def lead_id_by_emails(self, addresses: Sequence[str]) -> int | None:
+        """The lead of the first of ``addresses`` that is a lead's, in one query."""
+        wanted = [a.lower() for a in addresses if a]
+        if not wanted:
+            return None
+        with self.session() as s:
+            found = {row.email: int(row.id) for row in s.execute(
+                select(m.Lead.email, m.Lead.id).where(m.Lead.email.in_(wanted)))}
+        return next((found[a] for a in wanted if a in found), None)
+
     def last_email_to(self, lead_id: int) -> SentMatch | None:
         """The lead's most recent mail from us (a reply that threads onto nothing answers it)."""
         with self.session() as s:
