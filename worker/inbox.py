@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from worker.domain import auth_results, schedule, tokens
 from worker.domain.classify import Classification, ParsedMessage, classify, parse_message
 from worker.domain.leads import is_free_mail
-from worker.domain.model import EnrollmentStatus, InboundClass, SuppressionReason
+from worker.domain.model import EnrollmentStatus, InboundClass, Lead, SuppressionReason
 from worker.logs import mask
-from worker.ports import RawMessage
+from worker.ports import RawMessage, ReplyThread
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _SUBJECT_TOKEN_RE = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16})", re.IGNORECASE)
 EXCERPT_CHARS = 4000
+_MSGID_RE = re.compile(r"^[!-;=?-~]{1,250}@[!-;=?-~]{1,250}$")  # printable, no < > or space
+_REFERENCES_CHARS = 900
 #: Thread ids and report recipients looked at per message (one query each, whatever its size).
 MAX_IDS = 50
 MAX_RECIPIENTS = 50
@@ -236,7 +238,7 @@ class InboxService:
                 f"From: {parsed.from_addr}\nSubject: {parsed.subject}\n\n"
                 f"{(parsed.new_text or parsed.text or '').strip()[:EXCERPT_CHARS]}\n\n-- Nurture")
         self.db.add_notification("reply", to, f"Reply from {lead.email}: {parsed.subject}"[:300],
-                                 body)
+                                 body, reply=reply_thread(parsed, lead))
 
     def _postpone(self, lead_id: int, return_date: date | None, received: datetime) -> str:
         settings = self.app.settings.inbound
@@ -283,6 +285,23 @@ class InboxService:
                                      "on the list. Check the sending domain's reputation, SPF, "
                                      "DKIM and DMARC.\n\n-- Nurture")
         return "alert: refused by policy; lead kept"
+
+
+def reply_thread(parsed: ParsedMessage, lead: Lead) -> ReplyThread:
+    """Answering the owner's copy goes to the lead (with the lead's name), in the thread of
+    the lead's message. Only well-formed ids are kept; References stays within one line."""
+    name = " ".join(p for p in (lead.first_name, lead.last_name) if p) or \
+        (parsed.from_name if parsed.from_addr == lead.email else None)
+    own = parsed.message_id if parsed.message_id and _MSGID_RE.match(parsed.message_id) \
+        else None
+    chain = [i for i in (*parsed.references, own) if i and _MSGID_RE.match(i)]
+    kept: list[str] = []
+    for message_id in reversed(list(dict.fromkeys(chain))):
+        if sum(len(k) + 3 for k in kept) + len(message_id) + 3 > _REFERENCES_CHARS:
+            break
+        kept.insert(0, message_id)
+    return ReplyThread(name or None, lead.email, own,
+                       " ".join(f"<{k}>" for k in kept) or None)
 
 
 def ooo_due(cal: schedule.Calendar, return_date: date | None, now: datetime, default_days: int,

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from worker.adapters.db import models as m
 from worker.adapters.db.store import BaseStore
-from worker.ports import Checkpoint
+from worker.ports import Checkpoint, ReplyThread
 
 
 @dataclass(frozen=True)
@@ -199,10 +199,14 @@ class InboxMixin(BaseStore):
     # --- notifications -----------------------------------------------------------------------------
 
     def add_notification(self, kind: str, to_addr: str, subject: str, body: str,
-                         mailbox: str = "default") -> int:
+                         mailbox: str = "default", reply: ReplyThread | None = None) -> int:
+        """Queue a mail to a person on our side; ``reply`` makes answering it reach the lead."""
         with self.session() as s:
             row = m.Notification(kind=kind, to_addr=to_addr, subject=subject, body=body,
                                  mailbox=mailbox, created_at=self.now(), attempts=0)
+            if reply is not None:
+                row.reply_name, row.reply_addr = reply.name, reply.address
+                row.in_reply_to, row.thread_refs = reply.in_reply_to, reply.references
             s.add(row)
             s.flush()
             return row.id
