@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from worker.adapters.imap_fences import FenceQueue
 from worker.adapters.imap_session import ImapSession, backoff_s
@@ -32,6 +32,15 @@ _SUCCESS_SAVE_EVERY_S = 60.0  # how stale the stored "last inbox check" may get
 
 class _LeaseLost(Exception):
     """Another worker watches this mailbox now."""
+
+
+def within_second(internal: datetime | None, now: datetime) -> datetime | None:
+    """INTERNALDATE has whole seconds: the mail arrived within the second after it, and no
+    later than we read it. The latest such moment keeps a bounce after the mail it returns
+    (sent a fraction into the same second) on the lead's timeline."""
+    if internal is None or internal.microsecond:
+        return internal
+    return max(internal, min(now, internal + timedelta(microseconds=999_999)))
 
 
 class ImapMailbox:
@@ -174,6 +183,8 @@ class ImapMailbox:
         self._last_success_at = self._clock.now()
 
     def _sync_round(self, session: ImapSession) -> None:
+        if self._checkpoint is None and not self.settings.read_existing:
+            self._first_start(session)
         checkpoint = self._checkpoint
         after = 0
         if checkpoint is not None and checkpoint.uidvalidity == session.uidvalidity:
@@ -208,6 +219,15 @@ class ImapMailbox:
         session.finish(pending)
         # UIDs expunged between SEARCH and FETCH are gone for good: step over them too.
         self._save(session.uidvalidity, max([last, *uids]))
+
+    def _first_start(self, session: ImapSession) -> None:
+        """No stored place: a new installation (or a fresh database) pointed at a mailbox
+        that may hold years of mail. Only what arrives from now on is read (``read_existing``
+        reads it all), so old replies do not stop or suppress today's leads."""
+        last = session.last_uid_at_open()
+        log.info("action=imap_first_start mailbox=%s folder=%s existing_skipped_up_to_uid=%d",
+                 self.name, self.folder, last)
+        self._save(session.uidvalidity, last)
 
     def _save(self, uidvalidity: int, last_uid: int) -> None:
         checkpoint = Checkpoint(uidvalidity, last_uid)
@@ -304,6 +324,8 @@ class ImapMailbox:
         after = 0
         if checkpoint is not None and checkpoint.uidvalidity == session.uidvalidity:
             after = checkpoint.last_uid
+        elif checkpoint is None and not self.settings.read_existing:
+            after = session.last_uid_at_open()  # before any first start: old mail stays old
         seen = self._oneoff_seen
         if seen is not None and seen.uidvalidity == session.uidvalidity:
             after = max(after, seen.last_uid)
@@ -335,7 +357,7 @@ class ImapMailbox:
              received_at: datetime | None) -> RawMessage:
         return RawMessage(mailbox=self.name, folder=self.folder, uid=str(uid),
                           uidvalidity=session.uidvalidity, data=data, size=size,
-                          received_at=received_at)
+                          received_at=within_second(received_at, self._clock.now()))
 
     def _shutdown(self) -> None:
         self._fences.close()
