@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from worker.adapters.imap_fences import FenceQueue
 from worker.adapters.imap_session import ImapSession, backoff_s
@@ -32,15 +32,6 @@ _SUCCESS_SAVE_EVERY_S = 60.0  # how stale the stored "last inbox check" may get
 
 class _LeaseLost(Exception):
     """Another worker watches this mailbox now."""
-
-
-def within_second(internal: datetime | None, now: datetime) -> datetime | None:
-    """INTERNALDATE has whole seconds: the mail arrived within the second after it, and no
-    later than we read it. The latest such moment keeps a bounce after the mail it returns
-    (sent a fraction into the same second) on the lead's timeline."""
-    if internal is None or internal.microsecond:
-        return internal
-    return max(internal, min(now, internal + timedelta(microseconds=999_999)))
 
 
 class ImapMailbox:
@@ -357,7 +348,7 @@ class ImapMailbox:
              received_at: datetime | None) -> RawMessage:
         return RawMessage(mailbox=self.name, folder=self.folder, uid=str(uid),
                           uidvalidity=session.uidvalidity, data=data, size=size,
-                          received_at=within_second(received_at, self._clock.now()))
+                          received_at=received_at)
 
     def _shutdown(self) -> None:
         self._fences.close()
