@@ -51,6 +51,8 @@ def make(account: Account, sink: RecordingSink, store: MemoryCheckpoints,
          worker: str = "w1", *, name: str = "default", lease_s: float = 30.0,
          max_bytes: int = 2 * MIB, **overrides: Any) -> ImapMailbox:
     ssl_context = overrides.pop("ssl_context", None)
+    # These tests put mail in before a watcher's first start and expect it read.
+    overrides.setdefault("read_existing", True)
     settings = account.imap_settings(timeout_s=5.0, **overrides)
     return ImapMailbox(name, settings, sink, store, worker, max_bytes=max_bytes,
                        lease_s=lease_s, ssl_context=ssl_context)

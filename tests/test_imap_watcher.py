@@ -185,3 +185,44 @@ def test_a_stopped_watcher_can_start_again(dovecot: Dovecot, imap_account: Accou
     with running(mailbox):
         dovecot.append(imap_account, "INBOX", message(1))
         sink.wait_for_records(1)
+
+
+# -- the first start: old mail stays old (issue 11, deployment 10) ----------------------------
+
+def test_a_first_start_reads_only_mail_that_arrives_after_it(
+        dovecot: Dovecot, imap_account: Account, sink: RecordingSink,
+        store: MemoryCheckpoints) -> None:
+    # Given a mailbox with years of mail and no stored place (a fresh database)
+    for n in range(3):
+        dovecot.append(imap_account, "INBOX", message(f"old-{n}"))
+    # When the watcher starts for the first time and a reply arrives
+    with running(make(imap_account, sink, store, read_existing=False)):
+        dovecot.append(imap_account, "INBOX", message("new-1"))
+        sink.wait_for_records(1)
+        time.sleep(0.3)
+    # Then only the new reply was handed over
+    assert sink.uids() == ["4"]
+    # And a restart keeps its place: what came while it was down is read
+    dovecot.append(imap_account, "INBOX", message("new-2"))
+    with running(make(imap_account, sink, store, read_existing=False)):
+        sink.wait_for_records(2)
+    assert sink.uids() == ["4", "5"]
+
+
+def test_read_existing_reads_old_mail_on_a_first_start(
+        dovecot: Dovecot, imap_account: Account, sink: RecordingSink,
+        store: MemoryCheckpoints) -> None:
+    for n in range(3):
+        dovecot.append(imap_account, "INBOX", message(f"old-{n}"))
+    with running(make(imap_account, sink, store, read_existing=True)):
+        sink.wait_for_records(3)
+    assert sink.uids() == ["1", "2", "3"]
+
+
+def test_a_fence_before_any_first_start_skips_old_mail(
+        dovecot: Dovecot, imap_account: Account, sink: RecordingSink,
+        store: MemoryCheckpoints) -> None:
+    dovecot.append(imap_account, "INBOX", message("old"))
+    mailbox = make(imap_account, sink, store, read_existing=False)
+    assert mailbox.fence(5.0)
+    assert sink.calls == []

@@ -46,6 +46,10 @@ class Worker:
 
     def __enter__(self) -> Worker:
         self.thread.start()
+        # A first start reads only mail that arrives after it (imap.read_existing): mail the
+        # test appends must come after the watcher is up.
+        wait_until(lambda: all(getattr(box, "is_watching", True) for box in self.app.inbound),
+                   20, "watching")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -249,6 +249,12 @@ class App:
                    ("Subject", mime.encode_text(note.subject)),
                    ("Date", mime.date_header(self.clock.now())), ("Message-ID", f"<{mid}>"),
                    ("Auto-Submitted", "auto-generated")]
+        if note.reply_addr:  # a forwarded reply: answering it reaches the lead, in thread
+            headers.append(("Reply-To", mime.address(note.reply_name, note.reply_addr)))
+        if note.in_reply_to:
+            headers.append(("In-Reply-To", f"<{note.in_reply_to}>"))
+        if note.thread_refs:
+            headers.append(("References", note.thread_refs))
         data = mime.build_message(headers, note.body, None)
         try:
             channel = await self.sender.open_channel(note.mailbox if note.mailbox in

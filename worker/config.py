@@ -79,6 +79,8 @@ class InboundSettings:
     ooo_max_days: int = 30
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
+    # The receiving server's RFC 8601 authserv-id: a DMARC fail under it is believed
+    authserv_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class ImapSettings:
     move_to: str = ""
     flag: str = ""
     timeout_s: float = 30.0
+    read_existing: bool = False  # a first start reads the folder's old mail too
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from worker.domain import schedule, tokens
+from worker.domain import auth_results, schedule, tokens
 from worker.domain.classify import Classification, ParsedMessage, classify, parse_message
 from worker.domain.leads import is_free_mail
-from worker.domain.model import EnrollmentStatus, InboundClass, SuppressionReason
+from worker.domain.model import EnrollmentStatus, InboundClass, Lead, SuppressionReason
 from worker.logs import mask
-from worker.ports import RawMessage
+from worker.ports import RawMessage, ReplyThread
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _SUBJECT_TOKEN_RE = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16})", re.IGNORECASE)
 EXCERPT_CHARS = 4000
+_MSGID_RE = re.compile(r"^[!-;=?-~]{1,250}@[!-;=?-~]{1,250}$")  # printable, no < > or space
+_REFERENCES_CHARS = 900
+#: Thread ids and report recipients looked at per message (one query each, whatever its size).
+MAX_IDS = 50
+MAX_RECIPIENTS = 50
 
 
 def fingerprint(data: bytes) -> str:
@@ -41,9 +46,20 @@ def fingerprint(data: bytes) -> str:
 
 @dataclass
 class Match:
+    """The lead a message is about, the mail of ours it answers, and by which rule.
+    ``trusted`` is False when nothing but an address ties it to the lead (no action)."""
+
     lead_id: int | None = None
     touch: SentMatch | None = None
     matched_by: str | None = None
+    trusted: bool = True
+    note: str = ""
+
+
+def is_report(parsed: ParsedMessage, result: Classification) -> bool:
+    """A delivery report or complaint (which comes from a mailer, never from the lead)."""
+    return (result.cls == InboundClass.BOUNCE or result.subclass == "complaint"
+            or bool(parsed.reports or parsed.report_type or parsed.feedback_type))
 
 
 class InboxService:
@@ -68,10 +84,14 @@ class InboxService:
             return False
         parsed = parse_message(message.data)
         result = classify(parsed)
-        match = self.match(parsed, result)
+        match = self.match(parsed, result, message.data)
         received = message.received_at or parsed.date or self.app.clock.now()
-        action = self.act(parsed, result, match, received) if match.lead_id else \
-            "none: no lead matched"
+        if match.lead_id is None:
+            action = f"none: no lead matched{'; ' + match.note if match.note else ''}"
+        elif not match.trusted:
+            action = "none: the report names none of our mails (not trusted to act on)"
+        else:
+            action = self.act(parsed, result, match, received)
         excerpt = (parsed.new_text or parsed.text or "")[:EXCERPT_CHARS]
         recorded = self.db.record_inbound({
             "mailbox": message.mailbox, "folder": message.folder, "uid": message.uid,
@@ -93,34 +113,37 @@ class InboxService:
 
     # --- matching -------------------------------------------------------------------------------
 
-    def match(self, parsed: ParsedMessage, result: Classification) -> Match:
-        """In-Reply-To/References; then the original inside a delivery report; then the
-        sender's address (never for delivery reports, which come from a mailer daemon)."""
+    def match(self, parsed: ParsedMessage, result: Classification, raw: bytes = b"") -> Match:
+        """Tie the message to a lead only by what an outsider does not have: a thread header
+        naming a mail we sent; a signed unsubscribe token; the original's Message-ID quoted
+        in a delivery report; the lead's own From address (not for reports, and not when our
+        server says DMARC failed). A report naming none of our mails is tied to the lead by
+        its recipient only to be shown, never acted on. Body addresses never match."""
+        for rule, ids in (("in_reply_to", parsed.in_reply_to[:MAX_IDS]),
+                          ("references", parsed.references[::-1][:MAX_IDS])):
+            sent = self.db.sent_by_message_ids(list(ids))
+            if sent is not None:
+                return Match(sent.lead_id, sent, rule)
+        if auth_results.dmarc_failed(raw, self.app.settings.inbound.authserv_id):
+            return Match(note="DMARC failed: matched by thread headers only")
         token = parsed.unsubscribe_token
         if token is None:
-            found = _SUBJECT_TOKEN_RE.search(parsed.subject or "")
+            found = _SUBJECT_TOKEN_RE.search(parsed.subject[:2000] or "")
             token = found.group(1) if found else None
         if token:
             read = tokens.read_unsubscribe_token(self.app.secret_key(required=False), token)
             if read is not None and self.db.lead_by_id(read[0]) is not None:
                 return Match(read[0], None, "unsubscribe_token")
-        for rule, ids in (("in_reply_to", parsed.in_reply_to), ("references", parsed.references)):
-            sent = self.db.sent_by_message_ids(list(ids)[::-1] if rule == "references" else
-                                               list(ids))
-            if sent is not None:
-                return Match(sent.lead_id, sent, rule)
-        if result.cls == InboundClass.BOUNCE or parsed.original_message_id or \
-                parsed.final_recipients:
+        if parsed.original_message_id or parsed.original_references:
             originals = [parsed.original_message_id] if parsed.original_message_id else []
-            sent = self.db.sent_by_message_ids([*originals, *parsed.original_references])
+            sent = self.db.sent_by_message_ids(
+                [*originals, *parsed.original_references][:MAX_IDS])
             if sent is not None:
                 return Match(sent.lead_id, sent, "dsn_message_id")
-            for address in parsed.final_recipients:
-                lead = self.db.lead_by_email(address)
-                if lead is not None:
-                    return Match(lead.id, self.db.last_email_to(lead.id), "final_recipient")
-            if result.cls == InboundClass.BOUNCE:
-                return Match()
+        if is_report(parsed, result):
+            # Anyone can write a report naming an address: shown on the lead, never acted on.
+            lead_id = self.db.lead_id_by_emails(parsed.final_recipients[:MAX_RECIPIENTS])
+            return Match(lead_id, None, "final_recipient" if lead_id else None, trusted=False)
         if parsed.from_addr:
             lead = self.db.lead_by_email(parsed.from_addr)
             if lead is not None:
@@ -215,7 +238,7 @@ class InboxService:
                 f"From: {parsed.from_addr}\nSubject: {parsed.subject}\n\n"
                 f"{(parsed.new_text or parsed.text or '').strip()[:EXCERPT_CHARS]}\n\n-- Nurture")
         self.db.add_notification("reply", to, f"Reply from {lead.email}: {parsed.subject}"[:300],
-                                 body)
+                                 body, reply=reply_thread(parsed, lead))
 
     def _postpone(self, lead_id: int, return_date: date | None, received: datetime) -> str:
         settings = self.app.settings.inbound
@@ -262,6 +285,23 @@ class InboxService:
                                      "on the list. Check the sending domain's reputation, SPF, "
                                      "DKIM and DMARC.\n\n-- Nurture")
         return "alert: refused by policy; lead kept"
+
+
+def reply_thread(parsed: ParsedMessage, lead: Lead) -> ReplyThread:
+    """Answering the owner's copy goes to the lead (with the lead's name), in the thread of
+    the lead's message. Only well-formed ids are kept; References stays within one line."""
+    name = " ".join(p for p in (lead.first_name, lead.last_name) if p) or \
+        (parsed.from_name if parsed.from_addr == lead.email else None)
+    own = parsed.message_id if parsed.message_id and _MSGID_RE.match(parsed.message_id) \
+        else None
+    chain = [i for i in (*parsed.references, own) if i and _MSGID_RE.match(i)]
+    kept: list[str] = []
+    for message_id in reversed(list(dict.fromkeys(chain))):
+        if sum(len(k) + 3 for k in kept) + len(message_id) + 3 > _REFERENCES_CHARS:
+            break
+        kept.insert(0, message_id)
+    return ReplyThread(name or None, lead.email, own,
+                       " ".join(f"<{k}>" for k in kept) or None)
 
 
 def ooo_due(cal: schedule.Calendar, return_date: date | None, now: datetime, default_days: int,

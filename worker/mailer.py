@@ -113,7 +113,8 @@ class MailFactory:
         rendered = campaign.mails[step_id].render(ctx)
         subject = rendered.subject
         mid = message_id or (touch.resume.message_id if touch.resume and touch.resume.message_id
-                             else tokens.message_id(enrollment_id, step_id, domain, self.install))
+                             else tokens.message_id(enrollment_id, step_id, domain, self.install,
+                                               self.key))
         headers: list[tuple[str, str]] = [
             ("From", mime.address(route.from_name, route.from_addr)),
             ("To", mime.address(_full_name(lead), to or lead.email)),

@@ -112,6 +112,17 @@ class RawMessage:
     received_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ReplyThread:
+    """Who answering a forwarded reply goes to (the lead), and the thread of the lead's mail:
+    bare Message-IDs, ``references`` oldest first and space-separated."""
+
+    name: str | None
+    address: str
+    in_reply_to: str | None
+    references: str | None
+
+
 class InboundSink(Protocol):
     """Receives every new message. Must be idempotent (the same message handed twice is
     recorded once) and durable before it returns; thread-safe (watchers call it from their

@@ -174,6 +174,8 @@ class ImapMailbox:
         self._last_success_at = self._clock.now()
 
     def _sync_round(self, session: ImapSession) -> None:
+        if self._checkpoint is None and not self.settings.read_existing:
+            self._first_start(session)
         checkpoint = self._checkpoint
         after = 0
         if checkpoint is not None and checkpoint.uidvalidity == session.uidvalidity:
@@ -208,6 +210,15 @@ class ImapMailbox:
         session.finish(pending)
         # UIDs expunged between SEARCH and FETCH are gone for good: step over them too.
         self._save(session.uidvalidity, max([last, *uids]))
+
+    def _first_start(self, session: ImapSession) -> None:
+        """No stored place: a new installation (or a fresh database) pointed at a mailbox
+        that may hold years of mail. Only what arrives from now on is read (``read_existing``
+        reads it all), so old replies do not stop or suppress today's leads."""
+        last = session.last_uid_at_open()
+        log.info("action=imap_first_start mailbox=%s folder=%s existing_skipped_up_to_uid=%d",
+                 self.name, self.folder, last)
+        self._save(session.uidvalidity, last)
 
     def _save(self, uidvalidity: int, last_uid: int) -> None:
         checkpoint = Checkpoint(uidvalidity, last_uid)
@@ -304,6 +315,8 @@ class ImapMailbox:
         after = 0
         if checkpoint is not None and checkpoint.uidvalidity == session.uidvalidity:
             after = checkpoint.last_uid
+        elif checkpoint is None and not self.settings.read_existing:
+            after = session.last_uid_at_open()  # before any first start: old mail stays old
         seen = self._oneoff_seen
         if seen is not None and seen.uidvalidity == session.uidvalidity:
             after = max(after, seen.last_uid)

@@ -58,12 +58,13 @@ class ImapSession:
     """A logged-in connection with the watched folder selected."""
 
     def __init__(self, client: IMAPClient, settings: ImapSettings, uidvalidity: int,
-                 readonly: bool) -> None:
+                 readonly: bool, uidnext: int = 0) -> None:
         self.client = client
         self.settings = settings
         self.folder = settings.folder
         self.uidvalidity = uidvalidity
         self.readonly = readonly
+        self.uidnext = uidnext  # from SELECT; 0 when the server did not say
 
     @classmethod
     def open(cls, settings: ImapSettings, *, readonly: bool, timeout_s: float,
@@ -87,10 +88,19 @@ class ImapSession:
                 client.create_folder(settings.move_to)
             info = client.select_folder(settings.folder, readonly=readonly)
             uidvalidity = int(info[b"UIDVALIDITY"])
+            uidnext = int(info.get(b"UIDNEXT", 0))
         except _OPEN_ERRORS as exc:
             _shutdown(client)
             raise MailboxError(f"{where} folder {settings.folder!r}: {_describe(exc)}") from exc
-        return cls(client, settings, uidvalidity, readonly)
+        return cls(client, settings, uidvalidity, readonly, uidnext)
+
+    def last_uid_at_open(self) -> int:
+        """The highest UID the folder had when it was selected (from UIDNEXT; a search for
+        the highest UID where the server did not announce UIDNEXT)."""
+        if self.uidnext > 0:
+            return self.uidnext - 1
+        found = self._call(self.client.search, ["ALL"])
+        return max((int(uid) for uid in found), default=0)
 
     @property
     def can_idle(self) -> bool:

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -190,7 +190,16 @@ def _timeline(data: dict[str, Any]) -> list[tuple[str, int, str, str, str]]:
     for ev in data["events"]:
         fields = ", ".join(f"{k}={v}" for k, v in ev["fields"].items())
         items.append((ev["at"], 4, f"event {ev['type']}", "-", fields))
-    return sorted((x for x in items if x[0]), key=lambda x: (datetime.fromisoformat(x[0]), x[1]))
+    return sorted((x for x in items if x[0]), key=_order)
+
+
+def _order(item: tuple[Any, ...]) -> tuple[datetime, int]:
+    """By time, then kind. Mail in is stamped in whole seconds (IMAP INTERNALDATE): it sorts
+    at the end of its second, so a bounce follows the mail it returns within that second."""
+    at = datetime.fromisoformat(item[0])
+    if item[1] == 3 and at.microsecond == 0:
+        at += timedelta(microseconds=999_999)
+    return at, item[1]
 
 
 def print_lead(data: dict[str, Any], tz: ZoneInfo, console: Any) -> None:

@@ -59,9 +59,21 @@ def unsubscribe_mailto(token: str, domain: str) -> str:
     return f"mailto:unsubscribe@{domain}?subject=unsubscribe%20{token}"
 
 
-def message_id(enrollment_id: int, step_id: str, domain: str, install: str = "") -> str:
+def message_id_key(secret_key: bytes) -> bytes:
+    """The key that signs Message-IDs, derived from the secret key (never the key itself)."""
+    return hmac.new(secret_key, b"nurture message-id v1", hashlib.sha256).digest()
+
+
+def message_id(enrollment_id: int, step_id: str, domain: str, install: str = "",
+               key: bytes = PREVIEW_KEY) -> str:
     """The Message-ID of one step of one enrolment: the same on every attempt, so a mail that
     is handed over twice (a crash between send and record) carries the same id. ``install``
-    tells installations sharing a domain apart."""
+    tells installations sharing a domain apart. The last part is a MAC (80 bits, keyed by
+    ``message_id_key``) over the rest: knowing one's own Message-ID does not give a
+    neighbour's, so naming one in In-Reply-To proves the sender received that mail."""
     tag = f".{install}" if install else ""
-    return f"nurture.{enrollment_id}.{step_id}{tag}@{domain}"
+    payload = f"{enrollment_id}\0{step_id}\0{install}".encode()
+    mac = hmac.new(message_id_key(key), payload, hashlib.sha256).digest()[:10]
+    # lower-case base32: no character that a mail system might fold or escape
+    signature = base64.b32encode(mac).decode("ascii").lower()
+    return f"nurture.{enrollment_id}.{step_id}{tag}.{signature}@{domain}"

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from worker.adapters.db import models as m
 from worker.adapters.db.store import BaseStore
-from worker.ports import Checkpoint
+from worker.ports import Checkpoint, ReplyThread
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,16 @@ class InboxMixin(BaseStore):
                 return SentMatch(r.id, r.lead_id, r.enrollment_id, r.campaign, r.step_id,
                                  r.message_id, r.touch_number)
         return None
+
+    def lead_id_by_emails(self, addresses: Sequence[str]) -> int | None:
+        """The lead of the first of ``addresses`` that is a lead's, in one query."""
+        wanted = [a.lower() for a in addresses if a]
+        if not wanted:
+            return None
+        with self.session() as s:
+            found = {row.email: int(row.id) for row in s.execute(
+                select(m.Lead.email, m.Lead.id).where(m.Lead.email.in_(wanted)))}
+        return next((found[a] for a in wanted if a in found), None)
 
     def last_email_to(self, lead_id: int) -> SentMatch | None:
         """The lead's most recent mail from us (a reply that threads onto nothing answers it)."""
@@ -189,10 +199,14 @@ class InboxMixin(BaseStore):
     # --- notifications -----------------------------------------------------------------------------
 
     def add_notification(self, kind: str, to_addr: str, subject: str, body: str,
-                         mailbox: str = "default") -> int:
+                         mailbox: str = "default", reply: ReplyThread | None = None) -> int:
+        """Queue a mail to a person on our side; ``reply`` makes answering it reach the lead."""
         with self.session() as s:
             row = m.Notification(kind=kind, to_addr=to_addr, subject=subject, body=body,
                                  mailbox=mailbox, created_at=self.now(), attempts=0)
+            if reply is not None:
+                row.reply_name, row.reply_addr = reply.name, reply.address
+                row.in_reply_to, row.thread_refs = reply.in_reply_to, reply.references
             s.add(row)
             s.flush()
             return row.id

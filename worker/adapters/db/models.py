@@ -300,6 +300,11 @@ class Notification(Base):
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # A forwarded reply: answering it goes to the lead, in the thread of the lead's mail
+    reply_name: Mapped[str | None] = mapped_column(Text)
+    reply_addr: Mapped[str | None] = mapped_column(String(320))
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    thread_refs: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_notifications_unsent", "id", sqlite_where=text("sent_at IS NULL"),
                             postgresql_where=text("sent_at IS NULL")),)
