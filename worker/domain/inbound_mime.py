@@ -24,6 +24,9 @@ from email.policy import compat32
 MAX_TEXT_CHARS = 100_000
 #: Encoded characters of one part decoded at most (a text part larger than this is cut).
 MAX_PART_CHARS = 1_000_000
+#: Characters of one header value read at most: a 1 MB Subject or a 200 KB To is cut here, so
+#: every header costs the same bounded time (no address, subject or id is longer than this).
+MAX_HEADER_CHARS = 8192
 #: MIME parts visited at most; mail bombs with thousands of parts stop here.
 MAX_PARTS = 200
 #: Parts that carry another message: a bounce's returned original, or a forwarded mail.
@@ -201,10 +204,13 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 
 
 def header_text(value: object) -> str:
-    """A header as readable text: RFC 2047 words decoded, 8-bit bytes guessed, unfolded."""
+    """A header as readable text: RFC 2047 words decoded, 8-bit bytes guessed, unfolded.
+
+    Only the first :data:`MAX_HEADER_CHARS` characters are read.
+    """
     if value is None:
         return ""
-    text = str(value)
+    text = str(value)[:MAX_HEADER_CHARS]
     if any("\udc80" <= ch <= "\udcff" for ch in text):
         text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
     elif "\x1b$" in text:  # raw ISO-2022-JP, as Japanese mailers send it
