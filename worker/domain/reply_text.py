@@ -133,3 +133,81 @@ def split_reply(text: str) -> tuple[str, str | None]:
         return new, marker
     except Exception:  # noqa: BLE001 - a reply splitter must never stop classification
         return text, None
+
+
+# --- The lead's own words: without sign-off, signature, disclaimer and list footer ---------
+
+#: Closing lines after which come a name and a signature ("Regards," "Mit freundlichen Grüßen").
+_VALEDICTION = re.compile(
+    r"^(best( regards| wishes)?|(kind|warm|warmest|many|with) regards|regards|cheers|thanks,"
+    r"|thank you,|many thanks,|sincerely|yours (sincerely|faithfully|truly)|respectfully"
+    r"|(bien )?cordialement|salutations( distinguees)?|bien a vous|mit freundlichen grussen|mfg"
+    r"|(viele|beste|liebe|freundliche) grusse|gruss|grusse|saludos( cordiales)?|un saludo"
+    r"|atentamente|(cordiali|distinti) saluti|saluti|met vriendelijke groet(en)?|groeten|mvg"
+    r"|atenciosamente|cumprimentos|com os melhores cumprimentos|abracos"
+    r"|(med )?vanliga halsningar|halsningar|mvh|(med )?venlig hilsen|hilsen|med vennlig hilsen"
+    r"|ystavallisin terveisin|terveisin|pozdrawiam|z powazaniem|serdecznie pozdrawiam)"
+    r"[\s,.!]*$"
+)
+#: Words of a legal disclaimer or a mailing-list footer (folded). One is enough: each says
+#: the text is boilerplate, not something the sender wrote to us.
+_BOILERPLATE = re.compile(
+    r"confidential|privileged|intended (solely |only )?for the (use|named|addressee|recipient)"
+    r"|intended recipient|if you (are not|have received) (the|this)|disclaimer"
+    r"|if you no longer wish to receive|you are receiving this|you received this (message|e-?mail)"
+    r"|subscribed to the|unsubscribe from this (group|list)|mailing list|listinfo|google groups"
+    r"|registered (in|office)|vertraulich|nicht der (richtige|beabsichtigte) (adressat|empfanger)"
+    r"|handelsregister|registergericht|amtsgericht|geschaftsfuhrer|pflichtangaben"
+    r"|confidentiel|n'etes pas (le|la) destinataire|siege social|confidencial|no (es|sea) el"
+    r" destinatario|aviso legal|riservat|non (e|siete) il destinatario|vertrouwelijk"
+    r"|niet de (beoogde )?geadresseerde|confidenci|nao (e|for) o destinatario|konfidentiell"
+    r"|inte (ar )?(ratt|avsedd) mottagare|fortrolig|ikke (er )?den rette modtager|poufn"
+    r"|nie (jestes|jest pan|jest pani) (zamierzonym )?adresatem|luottamuksellinen"
+)
+#: Lines that open a list footer wherever they stand ("To unsubscribe, send an email to...").
+_FOOTER_LINE = re.compile(
+    r"^(to unsubscribe|unsubscribe:|um sich (von|abzumelden|auszutragen)|abmelden:"
+    r"|pour (vous )?(desinscrire|desabonner)|para (darse de baja|cancelar|se descadastrar"
+    r"|descadastrar)|per (cancellarsi|disiscriversi)|om (je|u) af te melden|for at afmelde"
+    r"|for att avregistrera|aby (sie )?wypisac)\b"
+)
+_RULE_LINE = re.compile(r"^[-_=*~]{5,}\s*$")
+
+
+def own_words(new_text: str) -> str:
+    """The sender's own words in the new text of a reply: without the sign-off and signature
+    after a closing line ("Regards," then a name), a signature after "-- ", a legal
+    disclaimer, or a mailing-list footer ("To unsubscribe send an email to ...")."""
+    try:
+        lines = new_text.splitlines()
+        return "\n".join(lines[: _own_end(lines)]).strip()
+    except Exception:  # noqa: BLE001 - never lose the text over a footer
+        return new_text
+
+
+def _own_end(lines: list[str]) -> int:
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), len(lines))
+    for i in range(first + 1, len(lines)):
+        raw = lines[i].strip()
+        if raw in ("--", "-- ", "__"):
+            return i
+        line = _plain(lines[i])
+        if not line:
+            continue
+        if _VALEDICTION.match(line) and _name_follows(lines, i):
+            return i
+        if _RULE_LINE.match(raw) or _FOOTER_LINE.match(line):
+            return i
+        wrapped = line + " " + _plain(lines[i + 1]) if i + 1 < len(lines) else line
+        if _BOILERPLATE.search(wrapped):
+            start = i
+            while start - 1 > first and lines[start - 1].strip():
+                start -= 1  # the whole paragraph, but never the first line of the text
+            return start
+    return len(lines)
+
+
+def _name_follows(lines: list[str], i: int) -> bool:
+    """A closing line is a sign-off when a short name-like line (or nothing) follows it."""
+    nxt = next((ln.strip() for ln in lines[i + 1:] if ln.strip()), "")
+    return not nxt or (len(nxt) <= 40 and not nxt.endswith((".", "?", "!", ":")))
