@@ -132,20 +132,23 @@ def _content_signs(msg: ParsedMessage) -> list[Sign]:
     if len(re.findall(r"\w{2,}", msg.new_text)) < 2 and carried:
         signs.append((2, "no text of its own, only an attachment"))
     flat = fold_flat(msg.text[:20_000])
+    # A forward's or reply's quoted original (perhaps our own mail, with its footer and links)
+    # is not what the sender wrote: weigh the wording above it.
+    own = fold_flat(msg.new_text[:20_000]) if msg.quote_marker not in (None, "signature") else flat
     if _SECURITY_NOTICE.search(flat):
         signs.append((2, "an attachment removed by a security filter"))
     if "message/rfc822" in msg.content_types or FORWARD_PREFIX.match(fold_flat(msg.subject)):
         signs.append((1, "a forwarded message"))  # weak: a lead may forward us something
     if msg.html_only:
         signs.append((1, "HTML only"))
-    if len(re.findall(r"https?://", flat)) >= 2:
+    if len(re.findall(r"https?://", own)) >= 2:
         signs.append((1, "links to follow"))
-    promotion = {m.group(0) for m in _PROMOTION.finditer(flat + " " + fold_flat(msg.subject))}
+    promotion = {m.group(0) for m in _PROMOTION.finditer(own + " " + fold_flat(msg.subject))}
     if promotion:
         # Two phrases are suspicious; three are a sales pitch.
         weight = 2 if len(promotion) >= 3 else len(promotion)
         signs.append((weight, f"promotional wording ('{min(promotion)}')"))
-    if _FOOTER_WORDS.search(flat):
+    if _FOOTER_WORDS.search(own):
         signs.append((1, "an unsubscribe footer on a mail that is not a reply"))
     return signs
 

@@ -33,8 +33,16 @@ _SEPARATOR = re.compile(
     r"|messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada|vidarebefordrat meddelande"
     r"|videresendt meddelelse|valitetty viesti|wiadomosc przekazana)\s*[-_=* ]{2,}"
     r"|^(begin forwarded message|anfang der weitergeleiteten nachricht"
-    r"|debut du message reexpedie)\s*:"
+    r"|debut du message reexpedie|inicio del mensaje reenviado|inizio messaggio inoltrato"
+    r"|begin doorgestuurd bericht|inicio da mensagem reencaminhada)\s*:"
+    # Lotus/HCL Notes: -----"Dana" <dana@acme.example> wrote: -----
+    r"|^-{3,}.{0,160}\b(wrote|schrieb|a ecrit|escribio|ha scritto|schreef|escreveu|skrev"
+    r"|napisal|kirjoitti)\s*:?\s*-{3,}\s*$"
 )
+#: Lotus/HCL Notes' header table: a line "To" (alone), then "cc" and "Subject" lines alone.
+_NOTES_TO = re.compile(r"^(to|an|a|para|aan|till|til|do)$")
+_NOTES_SUBJECT = re.compile(r"^(subject|betreff|objet|asunto|oggetto|onderwerp|assunto|amne|emne"
+                            r"|temat)$")
 _HEADER_FROM = re.compile(
     r"^(from|von|de|da|van|fra|fran|od|lahettaja|afsender|avsandare)\s*:\s*\S"
 )
@@ -71,6 +79,8 @@ def _quote_start(lines: list[str]) -> tuple[int, str] | None:
             return i, "original-message separator"
         if _HEADER_FROM.match(line) and _header_block_follows(lines, i):
             return i, "quoted header block (From:/Sent:)"
+        if _NOTES_TO.match(line) and _notes_table(lines, i):
+            return _notes_sender(lines, i), "quoted header block (Lotus Notes)"
         if _RULE.match(line):
             nxt = [_plain(x) for x in lines[i + 1 : i + 6] if x.strip()]
             if nxt and _HEADER_FROM.match(nxt[0]):
@@ -84,6 +94,23 @@ def _quote_start(lines: list[str]) -> tuple[int, str] | None:
             if len(joined) < 600 and _WROTE.match(joined) and _looks_like_quote_header(joined):
                 return i, "quote header ('... wrote:')"
     return None
+
+
+def _notes_table(lines: list[str], i: int) -> bool:
+    return any(_NOTES_SUBJECT.match(_plain(x)) for x in lines[i + 1 : i + 9])
+
+
+def _notes_sender(lines: list[str], i: int) -> int:
+    """The sender and date lines Notes writes above its "To" line belong to the quote."""
+    start = i
+    for j in range(i - 1, max(i - 4, -1), -1):
+        line = lines[j].strip()
+        if not line:
+            continue
+        if len(line) > 80 or not re.search(r"@|\d", line):
+            break
+        start = j
+    return start
 
 
 def _looks_like_quote_header(line: str) -> bool:
