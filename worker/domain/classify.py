@@ -58,7 +58,9 @@ _FOOTER = re.compile(
     r"(click|here\b|link|https?:|www\.|manage (your )?(preferences|subscription|e-?mail)"
     r"|if you (no longer |do not |don't )?(wish|want)|you (are receiving|received|can|may) "
     r"|this (e-?mail|message) was sent|unsubscribe (here|link|from this list|at any time|below)"
-    r"|to unsubscribe,|preferences|abmelden (sie sich|konnen)|desinscrire ici|darse de baja aqui)"
+    r"|to unsubscribe,|preferences|abmelden (sie sich|konnen)|desinscrire ici|darse de baja aqui"
+    # the noun, not the request: "our unsubscribe rate", "the unsubscribe button"
+    r"|unsubscribe\s+(rate|button|page|option|process|footer|flow|request)s?\b)"
 )
 _COMPLAINT_SUBJECT = re.compile(
     r"complaint about message from|email feedback report|abuse report|spam (complaint|report)"
