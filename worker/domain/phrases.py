@@ -375,10 +375,10 @@ UNSUBSCRIBE_SUBJECT_TAIL = re.compile(
 )
 
 #: Words just before an unsubscribe phrase that turn it into something else (within the
-#: sentence: "Not interested. Please remove me" is a request).
+#: sentence, and not "not interested": "Not interested - please remove me" is a request).
 NEGATIONS = re.compile(
     r"(\bnot|n't|\bno|\bnever|\bnicht|\bkein\w*|\bpas|\bniet|\bnao|\binte|\bikke|\bnie|\bei"
-    r"|\bwhy)[^\w.!?;]+(\w+[^\w.!?;]+){0,2}$"
+    r"|\bwhy)(?![^\w.!?;]+interes)[^\w.!?;]+(\w+[^\w.!?;]+){0,2}$"
 )
 
 # --- Replies: prefixes and quote headers --------------------------------------------------
