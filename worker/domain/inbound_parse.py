@@ -30,7 +30,14 @@ from mailparser.utils import get_addresses
 from worker.domain import dsn
 from worker.domain.dsn import DeliveryReport
 from worker.domain.html_text import html_to_text
-from worker.domain.inbound_mime import MAX_TEXT_CHARS, Walk, decode_bytes, header_text, walk_tree
+from worker.domain.inbound_mime import (
+    MAX_TEXT_CHARS,
+    Walk,
+    decode_bytes,
+    header_text,
+    printable,
+    walk_tree,
+)
 from worker.domain.reply_text import split_reply
 
 #: Header values kept in ``ParsedMessage.headers`` (the first of each; decoded, unfolded).
@@ -99,7 +106,7 @@ def parse_message(raw: bytes, max_bytes: int = 2_000_000) -> ParsedMessage:
     try:
         return _parse(data, max_bytes)
     except Exception:  # noqa: BLE001 - last resort: the classifier must always get an answer
-        text = decode_bytes(data[:MAX_TEXT_CHARS], None)
+        text = printable(decode_bytes(data[:MAX_TEXT_CHARS], None))
         return ParsedMessage(None, (), (), None, None, (), "", None, text, text, (), None, (),
                              None, None, None, {}, defects=("unparseable",))
 
@@ -121,7 +128,9 @@ def _parse(data: bytes, max_bytes: int) -> ParsedMessage:
         text, html_only = "\n".join(html_to_text(h) for h in walk.html), True
     if not text.strip() and walk.attached_text:
         text = "\n".join(walk.attached_text)
-    text = text[:MAX_TEXT_CHARS]
+    # Control characters never carry meaning in mail text, and an ESC sequence in what the
+    # excerpt keeps would reach a terminal.
+    text = printable(text[:MAX_TEXT_CHARS])
     new_text, marker = split_reply(text)
 
     from_name, from_addr, defects = _sender(raw_headers.get("from"))
