@@ -53,6 +53,11 @@ UNSUBSCRIBE = [
     ("Proszę nie wysyłać więcej wiadomości.", "Re: Raport"),
     ("Please unsubscribe me.\n\nThis email is confidential and intended for the named "
      "recipient only.", "Re: Your free report"),
+    # Requests that use the words footers use, on a line of their own after a greeting
+    ("Hi Dana,\n\nPlease remove me from your mailing list.\n\nThanks", "Re: Your free report"),
+    ("Hello,\nI never subscribed to the newsletter, take me off it.", "Re: Your free report"),
+    ("Hi,\nI want to unsubscribe from this list.\nRegards,\nBo", "Re: Your free report"),
+    ("Hi,\nThanks,\nremove me from your list", "Re: Your free report"),
 ]
 
 

@@ -177,12 +177,15 @@ _VALEDICTION = re.compile(
     r"[\s,.!]*$"
 )
 #: Words of a legal disclaimer or a mailing-list footer (folded). One is enough: each says
-#: the text is boilerplate, not something the sender wrote to us.
+#: the text is boilerplate, not something the sender wrote to us. None may be something a
+#: lead writes when asking to stop ("remove me from your mailing list", "I never subscribed
+#: to the newsletter", "unsubscribe me from this list").
 _BOILERPLATE = re.compile(
     r"confidential|privileged|intended (solely |only )?for the (use|named|addressee|recipient)"
     r"|intended recipient|if you (are not|have received) (the|this)|disclaimer"
     r"|if you no longer wish to receive|you are receiving this|you received this (message|e-?mail)"
-    r"|subscribed to the|unsubscribe from this (group|list)|mailing list|listinfo|google groups"
+    r"|you are subscribed to|because you (are|were) subscribed|^\S+ mailing list( -- \S+)?$"
+    r"|listinfo|google groups"
     r"|registered (in|office)|vertraulich|nicht der (richtige|beabsichtigte) (adressat|empfanger)"
     r"|handelsregister|registergericht|amtsgericht|geschaftsfuhrer|pflichtangaben"
     r"|confidentiel|n'etes pas (le|la) destinataire|siege social|confidencial|no (es|sea) el"
@@ -221,7 +224,11 @@ def _own_end(lines: list[str]) -> int:
         line = _plain(lines[i])
         if not line:
             continue
-        if _VALEDICTION.match(line) and _name_follows(lines, i):
+        # "Thanks," also opens a text ("Hi,\nThanks,\nplease remove me..."): as a sign-off it
+        # needs two lines above it.
+        content = sum(1 for ln in lines[first:i] if ln.strip())
+        thanks = line.startswith(("thank", "many thanks"))
+        if (content >= 2 or not thanks) and _VALEDICTION.match(line) and _name_follows(lines, i):
             return i
         if _RULE_LINE.match(raw) or _FOOTER_LINE.match(line):
             return i
