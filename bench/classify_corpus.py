@@ -1,6 +1,9 @@
 """Classify the labelled inbound corpus and print how well it went.
 
-    python bench/classify_corpus.py [--corpus DIR] [--show-errors]
+    python bench/classify_corpus.py [--corpus DIR | --heldout] [--show-errors]
+
+Without --corpus or --heldout it reports on ../shared/corpus and then on the authored
+held-out set in tests/heldout.
 
 Prints the confusion matrix (rows: label, columns: predicted), precision/recall/accuracy per
 class, the bounce subclass matrix, return-date hits and parse+classify throughput.
@@ -17,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.corpus import Row, corpus_dir, load_rows, message_bytes
+from bench.corpus import HELDOUT, Row, corpus_dir, load_rows, message_bytes
 from worker.domain.classify import Classification, classify_bytes
 
 CLASSES = ("human", "auto_reply", "bounce", "unsubscribe", "other")
@@ -145,13 +148,22 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", help="corpus folder (default ../shared/corpus)")
+    parser.add_argument("--heldout", action="store_true", help="only the held-out set")
     parser.add_argument("--show-errors", action="store_true", help="list every miss")
     args = parser.parse_args(argv)
-    corpus = corpus_dir(args.corpus)
-    if not (corpus / "labels.csv").is_file():
-        print(f"{corpus}: no labels.csv here", file=sys.stderr)
-        return 1
-    print(report(run(corpus), args.show_errors))
+    if args.heldout:
+        folders = [HELDOUT]
+    elif args.corpus:
+        folders = [corpus_dir(args.corpus)]
+    else:
+        folders = [corpus_dir(None), HELDOUT]
+    for corpus in folders:
+        if not (corpus / "labels.csv").is_file():
+            print(f"{corpus}: no labels.csv here", file=sys.stderr)
+            return 1
+        print(f"== {corpus}")
+        print(report(run(corpus), args.show_errors))
+        print()
     return 0
 
 

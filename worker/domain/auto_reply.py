@@ -44,6 +44,16 @@ _OOO_SUBJECT_WORDS = re.compile(
 _NOREPLY = re.compile(
     r"^(no-?reply|do-?not-?reply|donotreply|noreply-\w+|auto-?reply|autoresponder|notifications?)\b"
 )
+_AUTOMATIC = re.compile(r"automat|auto-generated|abwesenheitsnotiz|abwesenheitsnachricht")
+#: What automatic absence notices say besides the absence itself (folded).
+_ABSENCE_CUE = re.compile(
+    r"urgent|in my absence|limited access|no access|please contact|dringend"
+    r"|in meiner abwesenheit|wenden sie sich|urgence|en mon absence|veuillez contacter"
+    r"|urgente|en mi ausencia|contacte con|pongase en contacto|in mia assenza|contattare"
+    r"|spoedeisend|dringende|tijdens mijn afwezigheid|bradskande|under min franvaro|haster"
+    r"|i mit fravaer|pilne|pilnych|podczas mojej nieobecnosci|kiireellisissa|urgencia"
+    r"|na minha ausencia|contactar"
+)
 _AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-mail-autoreply",
                  "x-vacation")
 
@@ -105,7 +115,9 @@ def read_auto_reply(msg: ParsedMessage) -> tuple[str, str] | None:
     head = fold_flat(msg.new_text[:HEAD_CHARS])
     quoted = msg.quote_marker not in (None, "signature")
     body = None
-    if not quoted and not FORWARD_PREFIX.match(core):
+    if quoted and not FORWARD_PREFIX.match(core):
+        body = _quoting_auto_reply(head)
+    elif not FORWARD_PREFIX.match(core):
         body = first_match(_OOO, head)
         if body is None and (strong or weak or subj):
             # Receipts and "I have moved" wording are too close to what people write to count
@@ -122,6 +134,21 @@ def read_auto_reply(msg: ParsedMessage) -> tuple[str, str] | None:
     else:
         return None
     return _subclass(msg, subject), reason
+
+
+def _quoting_auto_reply(head: str) -> tuple[str, str, int] | None:
+    """Auto-reply wording over a quoted original (Outlook and others attach the mail they
+    answer). People quote too, so this needs more: the wording opens a short text (after at
+    most a greeting or a thank-you) and the text says what automatic notices say ("urgent",
+    "in my absence", "limited access", "please contact"); or it says it is automatic."""
+    found = first_match(_OOO, head)
+    if found is None:
+        return None
+    if _AUTOMATIC.search(found[1]):
+        return found
+    if found[2] <= 120 and len(head) < 500 and "?" not in head and _ABSENCE_CUE.search(head):
+        return found
+    return None
 
 
 def _subclass(msg: ParsedMessage, subject: str) -> str:

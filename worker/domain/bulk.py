@@ -4,7 +4,8 @@ A person's reply is never judged here: a message with thread headers or a quoted
 is a reply, whatever it looks like. A mail that only carries "Re:" needs strong signs, and
 a fresh mail (which may well be a lead writing to us first) needs one strong sign and one
 more, or several weak ones. Strong signs are things a person's mail client does not do:
-list and campaign headers, no recipient, no Message-ID, a program as mailer, executable or
+list and campaign headers (a mailing list's only on a fresh mail: a reply through a group
+carries them too), no recipient, no Message-ID, a program as mailer, executable or
 archive attachments, a display name that is itself another address. Mailing-list headers
 on a reply are not enough (SPEC: "Mailing-list headers alone do not make a message other").
 """
@@ -44,6 +45,7 @@ _SECURITY_NOTICE = re.compile(
 _FOOTER_WORDS = re.compile(r"(unsubscribe|opt[- ]out|remove your (e-?mail|address))")
 
 Sign = tuple[int, str]
+_LIST_SIGN = "mailing-list headers (List-Unsubscribe/List-Id)"
 
 
 def reply_strength(msg: ParsedMessage) -> int:
@@ -70,9 +72,14 @@ def bulk_or_spam(msg: ParsedMessage) -> str | None:
     signs = spam_signs(msg)
     if strength == 1:
         # Only "Re:" says it is a reply: weigh only what a person's reply never shows.
-        signs = [(w, d) for w, d in signs if w == 2 or d.startswith("Date header")]
+        # A mailing list or group carries people's replies: its headers (List-Id, Precedence:
+        # list) say nothing about a reply (SPEC; issue 11), only about a fresh mail.
+        signs = [(w, d) for w, d in signs
+                 if (w == 2 or d.startswith("Date header")) and d != _LIST_SIGN]
     score = sum(weight for weight, _ in signs)
     strong = any(weight == 2 for weight, _ in signs)
+    if all(d == _LIST_SIGN for _, d in signs):
+        return None  # mailing-list headers alone never make a message other (SPEC)
     if strength == 0 and (score >= 3 or (score >= 2 and strong)):
         return "not a reply: " + ", ".join(d for _, d in signs[:3])
     if strength == 1 and score >= 3 and strong:
@@ -89,8 +96,11 @@ def spam_signs(msg: ParsedMessage) -> list[Sign]:
 def _header_signs(msg: ParsedMessage) -> list[Sign]:
     h = msg.headers
     signs: list[Sign] = []
-    if "list-unsubscribe" in h or "list-id" in h or "feedback-id" in h or "x-campaign" in h:
-        signs.append((2, "bulk-mail headers (List-Unsubscribe/List-Id)"))
+    if "feedback-id" in h or "x-campaign" in h or "x-mailgun-tag" in h:
+        signs.append((2, "bulk-mail headers (Feedback-ID/X-Campaign)"))
+    elif "list-unsubscribe" in h or "list-id" in h or \
+            h.get("precedence", "").strip().lower() == "list":
+        signs.append((2, _LIST_SIGN))
     if not msg.to_addrs or "undisclosed" in h.get("to", "").lower():
         signs.append((2, "no named recipient"))
     elif len(msg.to_addrs) > 8:
@@ -103,7 +113,7 @@ def _header_signs(msg: ParsedMessage) -> list[Sign]:
         signs.append((2, f"sent by a program (X-Mailer: {mailer[:40]})"))
     if "no-message-id" in msg.defects:
         signs.append((2, "no Message-ID"))
-    if h.get("precedence", "").strip().lower() in ("bulk", "list", "junk"):
+    if h.get("precedence", "").strip().lower() in ("bulk", "junk"):
         signs.append((1, f"Precedence: {h['precedence'].strip().lower()}"))
     if _foreign_return_path(msg):
         signs.append((1, "Return-Path domain differs from From"))
@@ -122,20 +132,23 @@ def _content_signs(msg: ParsedMessage) -> list[Sign]:
     if len(re.findall(r"\w{2,}", msg.new_text)) < 2 and carried:
         signs.append((2, "no text of its own, only an attachment"))
     flat = fold_flat(msg.text[:20_000])
+    # A forward's or reply's quoted original (perhaps our own mail, with its footer and links)
+    # is not what the sender wrote: weigh the wording above it.
+    own = fold_flat(msg.new_text[:20_000]) if msg.quote_marker not in (None, "signature") else flat
     if _SECURITY_NOTICE.search(flat):
         signs.append((2, "an attachment removed by a security filter"))
     if "message/rfc822" in msg.content_types or FORWARD_PREFIX.match(fold_flat(msg.subject)):
         signs.append((1, "a forwarded message"))  # weak: a lead may forward us something
     if msg.html_only:
         signs.append((1, "HTML only"))
-    if len(re.findall(r"https?://", flat)) >= 2:
+    if len(re.findall(r"https?://", own)) >= 2:
         signs.append((1, "links to follow"))
-    promotion = {m.group(0) for m in _PROMOTION.finditer(flat + " " + fold_flat(msg.subject))}
+    promotion = {m.group(0) for m in _PROMOTION.finditer(own + " " + fold_flat(msg.subject))}
     if promotion:
         # Two phrases are suspicious; three are a sales pitch.
         weight = 2 if len(promotion) >= 3 else len(promotion)
         signs.append((weight, f"promotional wording ('{min(promotion)}')"))
-    if _FOOTER_WORDS.search(flat):
+    if _FOOTER_WORDS.search(own):
         signs.append((1, "an unsubscribe footer on a mail that is not a reply"))
     return signs
 

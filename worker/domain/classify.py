@@ -42,9 +42,11 @@ from worker.domain.phrases import (
     REPLY_PREFIX,
     UNSUBSCRIBE_BODY,
     UNSUBSCRIBE_SUBJECT,
+    UNSUBSCRIBE_SUBJECT_TAIL,
     compile_table,
     fold_flat,
 )
+from worker.domain.reply_text import own_words
 from worker.domain.return_date import find_return_date
 
 __all__ = ["Classification", "DeliveryReport", "ParsedMessage", "classify", "classify_bytes",
@@ -56,7 +58,9 @@ _FOOTER = re.compile(
     r"(click|here\b|link|https?:|www\.|manage (your )?(preferences|subscription|e-?mail)"
     r"|if you (no longer |do not |don't )?(wish|want)|you (are receiving|received|can|may) "
     r"|this (e-?mail|message) was sent|unsubscribe (here|link|from this list|at any time|below)"
-    r"|to unsubscribe,|preferences|abmelden (sie sich|konnen)|desinscrire ici|darse de baja aqui)"
+    r"|to unsubscribe,|preferences|abmelden (sie sich|konnen)|desinscrire ici|darse de baja aqui"
+    # the noun, not the request: "our unsubscribe rate", "the unsubscribe button"
+    r"|unsubscribe\s+(rate|button|page|option|process|footer|flow|request)s?\b)"
 )
 _COMPLAINT_SUBJECT = re.compile(
     r"complaint about message from|email feedback report|abuse report|spam (complaint|report)"
@@ -147,9 +151,11 @@ def _report(msg: ParsedMessage) -> Classification | None:
 
 def _unsubscribe_request(msg: ParsedMessage) -> str | None:
     core = FORWARD_PREFIX.sub("", subject_core(msg.subject)).strip(" :[]()!.")
-    if UNSUBSCRIBE_SUBJECT.match(core):
+    if UNSUBSCRIBE_SUBJECT.match(core) or UNSUBSCRIBE_SUBJECT_TAIL.search(core):
         return f"subject '{msg.subject.strip()}' asks to unsubscribe"
-    flat = fold_flat(msg.new_text[:3000])
+    # Only the sender's own words: a phrase in a signature, a legal disclaimer or a list
+    # footer under the reply is boilerplate, not a request (issue 11).
+    flat = fold_flat(own_words(msg.new_text[:3000]))
     for lang, _pattern, rx in _UNSUBSCRIBE:
         for m in rx.finditer(flat):
             before, after = flat[max(0, m.start() - 60): m.start()], flat[m.end(): m.end() + 60]

@@ -21,7 +21,9 @@ _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipien
 STATUS_CODE = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
 _DIAGNOSTIC_TYPE = re.compile(r"^\s*(smtp|x-[\w-]+|unknown)\s*;\s*", re.IGNORECASE)
 _REPLY_LINE = re.compile(r"(?<![\w.])[45]\d\d[ -]")
-_ADDR = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+#: An address in free text; starts only where a local-part run starts (linear time, see
+#: worker.domain.inbound_parse).
+_ADDR = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _ADDR_LINE = re.compile(
     r"^\s*[<\"']?([\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)[>\"']?\s*(:|\(|\.\.\.|$)"
 )
@@ -189,10 +191,11 @@ def summary(reports: tuple[DeliveryReport, ...], text: str) -> tuple[str | None,
     return status, diagnostic
 
 
-def final_recipients(reports: tuple[DeliveryReport, ...]) -> tuple[str, ...]:
-    """Failed (or delayed) recipients named by the reports."""
+def final_recipients(reports: tuple[DeliveryReport, ...],
+                     limit: int | None = None) -> tuple[str, ...]:
+    """Failed (or delayed) recipients named by the reports: the first ``limit`` of them."""
     picked = [r.recipient for r in reports if r.recipient and not is_success(r)]
-    return tuple(dict.fromkeys(a for a in picked if a))
+    return tuple(dict.fromkeys(a for a in picked if a))[:limit]
 
 
 def recipients_in_text(text: str) -> tuple[str, ...]:

@@ -24,6 +24,9 @@ from email.policy import compat32
 MAX_TEXT_CHARS = 100_000
 #: Encoded characters of one part decoded at most (a text part larger than this is cut).
 MAX_PART_CHARS = 1_000_000
+#: Characters of one header value read at most: a 1 MB Subject or a 200 KB To is cut here, so
+#: every header costs the same bounded time (no address, subject or id is longer than this).
+MAX_HEADER_CHARS = 8192
 #: MIME parts visited at most; mail bombs with thousands of parts stop here.
 MAX_PARTS = 200
 #: Parts that carry another message: a bounce's returned original, or a forwarded mail.
@@ -200,11 +203,33 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     return data.decode("latin-1")
 
 
+#: C0 and C1 control characters, DEL included; tab, line feed and carriage return are kept by
+#: :func:`printable` for body text. An ESC in a subject would reach the terminal of whoever
+#: runs ``lead show`` (issue 12).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROLS_ALL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, keep_lines: bool = True) -> str:
+    """``text`` without C0/C1 control characters, safe to print to a terminal.
+
+    With ``keep_lines`` tab and line breaks stay (body text); without, they become spaces
+    (a subject or a name on one line).
+    """
+    if keep_lines:
+        return _CONTROLS.sub("", text)
+    return _CONTROLS.sub("", text.replace("\t", " ").replace("\r", " ").replace("\n", " "))
+
+
 def header_text(value: object) -> str:
-    """A header as readable text: RFC 2047 words decoded, 8-bit bytes guessed, unfolded."""
+    """A header as readable text: RFC 2047 words decoded, 8-bit bytes guessed, unfolded,
+    control characters (ESC, NUL, C1) removed.
+
+    Only the first :data:`MAX_HEADER_CHARS` characters are read.
+    """
     if value is None:
         return ""
-    text = str(value)
+    text = str(value)[:MAX_HEADER_CHARS]
     if any("\udc80" <= ch <= "\udcff" for ch in text):
         text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
     elif "\x1b$" in text:  # raw ISO-2022-JP, as Japanese mailers send it
@@ -214,4 +239,4 @@ def header_text(value: object) -> str:
         with contextlib.suppress(Exception):
             text = "".join(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk
                            for chunk, charset in decode_header(text))
-    return " ".join(text.split())
+    return " ".join(_CONTROLS_ALL.sub(" ", text).split())

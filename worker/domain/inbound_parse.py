@@ -30,7 +30,14 @@ from mailparser.utils import get_addresses
 from worker.domain import dsn
 from worker.domain.dsn import DeliveryReport
 from worker.domain.html_text import html_to_text
-from worker.domain.inbound_mime import MAX_TEXT_CHARS, Walk, decode_bytes, header_text, walk_tree
+from worker.domain.inbound_mime import (
+    MAX_TEXT_CHARS,
+    Walk,
+    decode_bytes,
+    header_text,
+    printable,
+    walk_tree,
+)
 from worker.domain.reply_text import split_reply
 
 #: Header values kept in ``ParsedMessage.headers`` (the first of each; decoded, unfolded).
@@ -46,7 +53,13 @@ _KEPT_HEADERS = (
     "x-failed-recipients", "x-spam-flag", "x-spam-status", "x-priority", "content-type",
     "mime-version", "disposition-notification-to",
 )
-_ADDR = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+#: An address in free text. The look-behind lets a match start only where a run of local-part
+#: characters starts: without it a 100,000-character run with no "@" was scanned again from
+#: each of its positions (quadratic: 17 s for one From header).
+_ADDR = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+#: Failed recipients of one delivery report passed on: Nurture sends each mail to one address,
+#: so a report that lists 20,000 is not about one of ours, and each would cost a lookup.
+MAX_FINAL_RECIPIENTS = 20
 _MSGID = re.compile(r"<([^<>\s]{3,250})>")
 _UNSUB = re.compile(r"^unsubscribe\+([^@\s]+)@", re.IGNORECASE)
 
@@ -93,7 +106,7 @@ def parse_message(raw: bytes, max_bytes: int = 2_000_000) -> ParsedMessage:
     try:
         return _parse(data, max_bytes)
     except Exception:  # noqa: BLE001 - last resort: the classifier must always get an answer
-        text = decode_bytes(data[:MAX_TEXT_CHARS], None)
+        text = printable(decode_bytes(data[:MAX_TEXT_CHARS], None))
         return ParsedMessage(None, (), (), None, None, (), "", None, text, text, (), None, (),
                              None, None, None, {}, defects=("unparseable",))
 
@@ -115,7 +128,9 @@ def _parse(data: bytes, max_bytes: int) -> ParsedMessage:
         text, html_only = "\n".join(html_to_text(h) for h in walk.html), True
     if not text.strip() and walk.attached_text:
         text = "\n".join(walk.attached_text)
-    text = text[:MAX_TEXT_CHARS]
+    # Control characters never carry meaning in mail text, and an ESC sequence in what the
+    # excerpt keeps would reach a terminal.
+    text = printable(text[:MAX_TEXT_CHARS])
     new_text, marker = split_reply(text)
 
     from_name, from_addr, defects = _sender(raw_headers.get("from"))
@@ -132,7 +147,8 @@ def _parse(data: bytes, max_bytes: int) -> ParsedMessage:
     original_id, original_refs = _returned_ids(walk.returned, quoted)
     recipients = _recipients(msg)
     failed = tuple(a.lower() for a in _ADDR.findall(headers.get("x-failed-recipients", "")))
-    finals = dsn.final_recipients(reports) or failed or dsn.recipients_in_text(text)
+    finals = (dsn.final_recipients(reports, MAX_FINAL_RECIPIENTS) or failed[:MAX_FINAL_RECIPIENTS]
+              or dsn.recipients_in_text(text))
     if not msg.keys():
         defects = (*defects, "no-headers")
     if "message-id" not in raw_headers:

@@ -298,26 +298,40 @@ UNSUBSCRIBE_BODY: Table = (
     ("en", r"opt( me)? out"),
     ("en", r"no (more|further) (e-?mails|mails|messages)"),
     ("en", r"not interested,? (please )?(remove|stop)"),
+    ("en", (r"(remove|delete|take) (our|my) (e-?mail|address|details|data|contact)( (id|address"
+            r"|details))? (from|off)")),
+    ("en", (r"(do not|don't|dont|please) (send|stop sending) (us |me )?(any )?(further|more"
+            r"|other) (e-?mails|mails|messages)")),
     ("de", r"(bitte )?abmelden"),
     ("de", r"melden sie mich ab"),
     ("de", r"(bitte )?(entfernen|loschen) sie (mich|meine (e-?mail-?)?adresse|meine daten)"),
     ("de", r"keine (weiteren )?(e-?mails|mails|nachrichten) mehr"),
     ("de", r"(bitte )?austragen"),
     ("de", r"abbestellen"),
+    ("de", r"aus (dem|ihrem|eurem) (verteiler|e-?mail-?verteiler|adressbuch)"),
+    ("de", r"nicht mehr (an)?(schreiben|kontaktieren|anmailen)"),
     ("fr", r"(me )?desinscri(re|vez|ption)"),
     ("fr", r"desabonn(er|ez|ement)"),
     ("fr", r"(retirez|supprimez|enlevez)[- ]moi"),
     ("fr", r"ne (plus )?m'(envoyez|ecrivez) plus"),
     ("fr", r"arretez de m'(envoyer|ecrire)"),
+    ("fr", r"ne plus m'(ecrire|envoyer|contacter)"),
+    ("fr", r"(me )?(retirer|supprimer|enlever|rayer) de (votre|vos|la) (liste|fichier|base|mailing)"),
+    ("fr", r"(supprimer|retirer|effacer) mes (coordonnees|donnees|adresse)"),
     ("es", r"dar(me)? de baja"),
     ("es", r"darse de baja"),
+    ("es", r"(denme|deme|dame|me den|nos den) de baja"),
+    ("es", r"(sacarme|quitarme|eliminarme|borrarme) de (su|sus|la|vuestra) (lista|base)"),
     ("es", r"(eliminen|borren|quiten|saquen)(me)? (de|mi)"),
     ("es", r"no me (envien|manden|escriban) mas"),
     ("es", r"cancelar (la )?suscripcion"),
+    ("es", r"dejen de (enviarme|escribirme|mandarme|contactarme|enviarnos)"),
     ("it", r"cancellami"),
     ("it", r"(cancellatemi|rimuovetemi|toglietemi)"),
     ("it", r"disiscri(vermi|vetemi|zione)"),
     ("it", r"non (mi )?(inviate|mandate|scrivete) piu"),
+    ("it", r"non (mi )?(contattate|contattarmi|scrivetemi|scrivermi) piu"),
+    ("it", r"cancellare il mio (indirizzo|nominativo)"),
     ("nl", r"afmelden"),
     ("nl", r"uitschrijven"),
     ("nl", r"(verwijder|haal) (mij|me|mijn (e-?mail)?adres)"),
@@ -340,6 +354,7 @@ UNSUBSCRIBE_BODY: Table = (
     ("pl", r"wypisz(cie)? mnie"),
     ("pl", r"(usun|usuncie) (mnie|moj adres)"),
     ("pl", r"nie (wysylajcie|przysylajcie) (mi )?wiecej"),
+    ("pl", r"nie (wysylac|przysylac) (mi )?wiecej"),
     ("pl", r"rezygnuje z (subskrypcji|newslettera)"),
 )
 
@@ -350,10 +365,20 @@ UNSUBSCRIBE_SUBJECT = re.compile(
     r"|avregistrera|afmeld|peru tilaus|wypisz)\b.{0,30}$"
 )
 
-#: Words just before an unsubscribe phrase that turn it into something else.
+#: Removal requests tacked on to the end of a subject: "... - UNSUBSCRIBE", "... [remove me]",
+#: "... - bitte aus Verteiler löschen".
+UNSUBSCRIBE_SUBJECT_TAIL = re.compile(
+    r"[-:(\[|/]\s*(please )?(unsubscribe( me)?|remove me|opt[ -]?out|stop e-?mailing( me)?"
+    r"|(bitte )?(abmelden|austragen|aus (dem )?verteiler (loschen|nehmen|entfernen))"
+    r"|desinscri(re|ption)|desabonnement|dar(me)? de baja|cancellami|afmelden|uitschrijven"
+    r"|descadastrar|avregistrera|afmeld( mig)?|wypisz( mnie)?)\s*[\])!.]*$"
+)
+
+#: Words just before an unsubscribe phrase that turn it into something else (within the
+#: sentence, and not "not interested": "Not interested - please remove me" is a request).
 NEGATIONS = re.compile(
     r"(\bnot|n't|\bno|\bnever|\bnicht|\bkein\w*|\bpas|\bniet|\bnao|\binte|\bikke|\bnie|\bei"
-    r"|\bwhy)\W+(\w+\W+){0,2}$"
+    r"|\bwhy)(?![^\w.!?;]+interes)[^\w.!?;]+(\w+[^\w.!?;]+){0,2}$"
 )
 
 # --- Replies: prefixes and quote headers --------------------------------------------------

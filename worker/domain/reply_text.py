@@ -33,8 +33,16 @@ _SEPARATOR = re.compile(
     r"|messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada|vidarebefordrat meddelande"
     r"|videresendt meddelelse|valitetty viesti|wiadomosc przekazana)\s*[-_=* ]{2,}"
     r"|^(begin forwarded message|anfang der weitergeleiteten nachricht"
-    r"|debut du message reexpedie)\s*:"
+    r"|debut du message reexpedie|inicio del mensaje reenviado|inizio messaggio inoltrato"
+    r"|begin doorgestuurd bericht|inicio da mensagem reencaminhada)\s*:"
+    # Lotus/HCL Notes: -----"Dana" <dana@acme.example> wrote: -----
+    r"|^-{3,}.{0,160}\b(wrote|schrieb|a ecrit|escribio|ha scritto|schreef|escreveu|skrev"
+    r"|napisal|kirjoitti)\s*:?\s*-{3,}\s*$"
 )
+#: Lotus/HCL Notes' header table: a line "To" (alone), then "cc" and "Subject" lines alone.
+_NOTES_TO = re.compile(r"^(to|an|a|para|aan|till|til|do)$")
+_NOTES_SUBJECT = re.compile(r"^(subject|betreff|objet|asunto|oggetto|onderwerp|assunto|amne|emne"
+                            r"|temat)$")
 _HEADER_FROM = re.compile(
     r"^(from|von|de|da|van|fra|fran|od|lahettaja|afsender|avsandare)\s*:\s*\S"
 )
@@ -71,6 +79,8 @@ def _quote_start(lines: list[str]) -> tuple[int, str] | None:
             return i, "original-message separator"
         if _HEADER_FROM.match(line) and _header_block_follows(lines, i):
             return i, "quoted header block (From:/Sent:)"
+        if _NOTES_TO.match(line) and _notes_table(lines, i):
+            return _notes_sender(lines, i), "quoted header block (Lotus Notes)"
         if _RULE.match(line):
             nxt = [_plain(x) for x in lines[i + 1 : i + 6] if x.strip()]
             if nxt and _HEADER_FROM.match(nxt[0]):
@@ -84,6 +94,23 @@ def _quote_start(lines: list[str]) -> tuple[int, str] | None:
             if len(joined) < 600 and _WROTE.match(joined) and _looks_like_quote_header(joined):
                 return i, "quote header ('... wrote:')"
     return None
+
+
+def _notes_table(lines: list[str], i: int) -> bool:
+    return any(_NOTES_SUBJECT.match(_plain(x)) for x in lines[i + 1 : i + 9])
+
+
+def _notes_sender(lines: list[str], i: int) -> int:
+    """The sender and date lines Notes writes above its "To" line belong to the quote."""
+    start = i
+    for j in range(i - 1, max(i - 4, -1), -1):
+        line = lines[j].strip()
+        if not line:
+            continue
+        if len(line) > 80 or not re.search(r"@|\d", line):
+            break
+        start = j
+    return start
 
 
 def _looks_like_quote_header(line: str) -> bool:
@@ -133,3 +160,88 @@ def split_reply(text: str) -> tuple[str, str | None]:
         return new, marker
     except Exception:  # noqa: BLE001 - a reply splitter must never stop classification
         return text, None
+
+
+# --- The lead's own words: without sign-off, signature, disclaimer and list footer ---------
+
+#: Closing lines after which come a name and a signature ("Regards," "Mit freundlichen Grüßen").
+_VALEDICTION = re.compile(
+    r"^(best( regards| wishes)?|(kind|warm|warmest|many|with) regards|regards|cheers|thanks,"
+    r"|thank you,|many thanks,|sincerely|yours (sincerely|faithfully|truly)|respectfully"
+    r"|(bien )?cordialement|salutations( distinguees)?|bien a vous|mit freundlichen grussen|mfg"
+    r"|(viele|beste|liebe|freundliche) grusse|gruss|grusse|saludos( cordiales)?|un saludo"
+    r"|atentamente|(cordiali|distinti) saluti|saluti|met vriendelijke groet(en)?|groeten|mvg"
+    r"|atenciosamente|cumprimentos|com os melhores cumprimentos|abracos"
+    r"|(med )?vanliga halsningar|halsningar|mvh|(med )?venlig hilsen|hilsen|med vennlig hilsen"
+    r"|ystavallisin terveisin|terveisin|pozdrawiam|z powazaniem|serdecznie pozdrawiam)"
+    r"[\s,.!]*$"
+)
+#: Words of a legal disclaimer or a mailing-list footer (folded). One is enough: each says
+#: the text is boilerplate, not something the sender wrote to us. None may be something a
+#: lead writes when asking to stop ("remove me from your mailing list", "I never subscribed
+#: to the newsletter", "unsubscribe me from this list").
+_BOILERPLATE = re.compile(
+    r"confidential|privileged|intended (solely |only )?for the (use|named|addressee|recipient)"
+    r"|intended recipient|if you (are not|have received) (the|this)|disclaimer"
+    r"|if you no longer wish to receive|you are receiving this|you received this (message|e-?mail)"
+    r"|you are subscribed to|because you (are|were) subscribed|^\S+ mailing list( -- \S+)?$"
+    r"|listinfo|google groups"
+    r"|registered (in|office)|vertraulich|nicht der (richtige|beabsichtigte) (adressat|empfanger)"
+    r"|handelsregister|registergericht|amtsgericht|geschaftsfuhrer|pflichtangaben"
+    r"|confidentiel|n'etes pas (le|la) destinataire|siege social|confidencial|no (es|sea) el"
+    r" destinatario|aviso legal|riservat|non (e|siete) il destinatario|vertrouwelijk"
+    r"|niet de (beoogde )?geadresseerde|confidenci|nao (e|for) o destinatario|konfidentiell"
+    r"|inte (ar )?(ratt|avsedd) mottagare|fortrolig|ikke (er )?den rette modtager|poufn"
+    r"|nie (jestes|jest pan|jest pani) (zamierzonym )?adresatem|luottamuksellinen"
+)
+#: Lines that open a list footer wherever they stand ("To unsubscribe, send an email to...").
+_FOOTER_LINE = re.compile(
+    r"^(to unsubscribe|unsubscribe:|um sich (von|abzumelden|auszutragen)|abmelden:"
+    r"|pour (vous )?(desinscrire|desabonner)|para (darse de baja|cancelar|se descadastrar"
+    r"|descadastrar)|per (cancellarsi|disiscriversi)|om (je|u) af te melden|for at afmelde"
+    r"|for att avregistrera|aby (sie )?wypisac)\b"
+)
+_RULE_LINE = re.compile(r"^[-_=*~]{5,}\s*$")
+
+
+def own_words(new_text: str) -> str:
+    """The sender's own words in the new text of a reply: without the sign-off and signature
+    after a closing line ("Regards," then a name), a signature after "-- ", a legal
+    disclaimer, or a mailing-list footer ("To unsubscribe send an email to ...")."""
+    try:
+        lines = new_text.splitlines()
+        return "\n".join(lines[: _own_end(lines)]).strip()
+    except Exception:  # noqa: BLE001 - never lose the text over a footer
+        return new_text
+
+
+def _own_end(lines: list[str]) -> int:
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), len(lines))
+    for i in range(first + 1, len(lines)):
+        raw = lines[i].strip()
+        if raw in ("--", "-- ", "__"):
+            return i
+        line = _plain(lines[i])
+        if not line:
+            continue
+        # "Thanks," also opens a text ("Hi,\nThanks,\nplease remove me..."): as a sign-off it
+        # needs two lines above it.
+        content = sum(1 for ln in lines[first:i] if ln.strip())
+        thanks = line.startswith(("thank", "many thanks"))
+        if (content >= 2 or not thanks) and _VALEDICTION.match(line) and _name_follows(lines, i):
+            return i
+        if _RULE_LINE.match(raw) or _FOOTER_LINE.match(line):
+            return i
+        wrapped = line + " " + _plain(lines[i + 1]) if i + 1 < len(lines) else line
+        if _BOILERPLATE.search(wrapped):
+            start = i
+            while start - 1 > first and lines[start - 1].strip():
+                start -= 1  # the whole paragraph, but never the first line of the text
+            return start
+    return len(lines)
+
+
+def _name_follows(lines: list[str], i: int) -> bool:
+    """A closing line is a sign-off when a short name-like line (or nothing) follows it."""
+    nxt = next((ln.strip() for ln in lines[i + 1:] if ln.strip()), "")
+    return not nxt or (len(nxt) <= 40 and not nxt.endswith((".", "?", "!", ":")))

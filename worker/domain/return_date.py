@@ -65,7 +65,12 @@ _WEEKDAY_RX = "|".join(sorted(map(re.escape, WEEKDAYS), key=len, reverse=True))
 _ORD = r"(?:st|nd|rd|th|er|re|e|o|a|º|ª)?"
 _DAY = r"\d{1,2}"
 _YEAR = r"(?:,?\s+(?:de\s+)?(?P<y>\d{4}))?"
+#: ISO week numbers: "KW 50", "week 50", "semaine 50", "vecka 2", "uge 6", "tydzień 3".
+_WEEK_WORDS = (r"kw|kalenderwoche|cw|calendar week|week|wk|semaine|semana|settimana|vecka|uge|uke"
+               r"|viikko|viikolla|tydzien|tygodniu|tydz")
 _PATTERNS = (
+    ("week", re.compile(rf"\b(?:{_WEEK_WORDS})\.?\s*(?:nr\.?\s*|no\.?\s*|n\.?\s*)?"
+                        r"(?P<w>\d{1,2})\b(?![.:/-]\d)")),
     ("iso", re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b")),
     # 05/07/2010, 12.03., 3.3.2026: "tail" is the dot that makes "12.03." a date, not a time.
     ("num", re.compile(r"(?<![\d.:/-])(?P<a>\d{1,2})(?P<sep>[./-])(?P<b>\d{1,2})"
@@ -92,8 +97,12 @@ _ANCHOR = re.compile(
     r"|wracam|wroce)\b[^.!?;]{0,35}$"
 )
 #: Finnish puts "until" after the date ("3.3. asti").
-_POST_ANCHOR = re.compile(r"^[\s.,]*(asti|saakka)\b")
-_DATE_AHEAD = re.compile(r"^\W{0,3}(the\s+)?\d")
+#: Finnish puts "until" after the date ("3.3. asti"); "ab Montag wieder da" says it after too.
+_POST_ANCHOR = re.compile(r"^[\s.,]*(asti|saakka|wieder|zuruck|terug|tillbaka|tilbage)\b")
+#: A weekday followed by a date ("Monday, December 14", "lundi 14 décembre", "Freitag, den
+#: 11.12.") names that date: the weekday must not be read as "the next such weekday".
+_DATE_AHEAD = re.compile(rf"^[\s,.]{{0,3}}(?:(?:the|den|der|le|el|il|de|am|op|em|on|dnia)\s+)?"
+                         rf"(?:\d|(?:{_MONTH_RX})\b)")
 
 
 def _local_date(when: datetime | None) -> date | None:
@@ -126,6 +135,20 @@ def _make(year: str | None, month: int, day: int, sent: date | None) -> date | N
     return _year_for(month, day, sent)
 
 
+def _week_monday(week: int, sent: date | None) -> date | None:
+    """The Monday of ISO week ``week``: the next such week on or after the message's week."""
+    if sent is None or not 1 <= week <= 53:
+        return None
+    for year in (sent.year, sent.year + 1):
+        try:
+            monday = date.fromisocalendar(year, week, 1)
+        except ValueError:
+            continue
+        if monday > sent - timedelta(days=7):
+            return monday
+    return None
+
+
 def _numeric(m: re.Match[str], sent: date | None) -> date | None:
     a, b, year, sep = int(m["a"]), int(m["b"]), m["y"], m["sep"]
     if not year and not (sep == "/" or (sep == "." and m["tail"])):
@@ -151,7 +174,9 @@ def _found_dates(text: str, sent: date | None) -> list[tuple[int, date, bool, bo
                 continue
             found: date | None = None
             is_range = False
-            if kind == "iso":
+            if kind == "week":
+                found = _week_monday(int(m["w"]), sent)
+            elif kind == "iso":
                 found = _make(m["y"], int(m["m"]), int(m["d"]), sent)
             elif kind == "num":
                 found = _numeric(m, sent)
@@ -160,7 +185,8 @@ def _found_dates(text: str, sent: date | None) -> list[tuple[int, date, bool, bo
                 is_range = bool(m["d"]) and kind != "dm" and bool(m.groupdict().get("d0"))
                 found = _make(m["y"], MONTHS[m["mon"]], int(day), sent)
             elif (kind == "wd" and sent is not None and not _DATE_AHEAD.match(text[m.end():])
-                  and _ANCHOR.search(text[max(0, m.start() - 60): m.start()])):
+                  and (_ANCHOR.search(text[max(0, m.start() - 60): m.start()])
+                       or _POST_ANCHOR.match(text[m.end():]))):
                 ahead = (WEEKDAYS[m["wd"]] - sent.weekday()) % 7 or 7
                 found = sent + timedelta(days=ahead)
             if found is not None:
