@@ -222,6 +222,9 @@ class Runner(Delivery):
         """Until the next due time, a wake-up, or a short poll (other processes enrol too)."""
         app = self.app
         poll = 1.0
+        # Only a drain from here on wakes the loop: one that happened before this pass claimed
+        # nothing would wake it again at once, a busy loop while mail waits on the server.
+        self.drained.clear()
         try:
             nxt = await self._db(app.db.next_due_at)
         except StoreError:

@@ -67,9 +67,14 @@ class SendingMixin(BaseStore):
                       .values(claimed_until=until).execution_options(synchronize_session=False))
 
     def next_due_at(self) -> datetime | None:
-        """The earliest due time of any open enrolment (uses the partial index)."""
+        """The earliest due time of any open enrolment that is free to claim (uses the
+        partial index). An enrolment under a live claim (this worker's own mail in flight,
+        or another worker's) is not due for anyone: counting it kept the loop from sleeping
+        while mail waited on a slow or throttling server."""
+        now = self.now()
         with self.session() as s:
-            return s.scalar(select(func.min(E.next_due_at)).where(_DUE))
+            return s.scalar(select(func.min(E.next_due_at)).where(
+                _DUE, or_(E.claimed_until.is_(None), E.claimed_until < now)))
 
     def due_backlog(self, now: datetime) -> tuple[int, datetime | None]:
         with self.session() as s:
