@@ -4,7 +4,7 @@ deferred mail is not counted as sent."""
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import signal
 import subprocess
@@ -12,8 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.servers.smtp import ScriptedSmtpServer
-from tests.test_processes import enrol_many, spawn, wait_until, workspace
+from tests.test_processes import enrol_many, spawn, states, wait_until, workspace
+from tests.workspace import run_once
+from worker.delivery import throttle_after
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -56,3 +60,44 @@ def test_a_worker_waiting_on_a_slow_server_is_idle(tmp_path: Path,
     print(f"\nCPU while waiting on SMTP: {used:.3f} CPU-s/s")
     assert used < 0.15, (used, text[-2000:])
     assert smtp_server.messages == [] or len(smtp_server.messages) <= 4
+
+
+def test_one_throttling_episode_raises_the_pause_once() -> None:
+    # Ten channels' sends, all started before the first throttling answer came back
+    started = [100.0 + i * 0.01 for i in range(10)]
+    pause = None
+    for i, at in enumerate(started):
+        after = throttle_after(pause, 101.0 + i * 0.0004, at)
+        if after is not None:
+            pause = after
+    assert pause is not None and pause.until - pause.since == 2.0
+    # A send made after that pause began, throttled again: the next episode doubles it
+    pause = throttle_after(pause, 103.5, 103.2)
+    assert pause is not None and pause.until - pause.since == 4.0
+    assert throttle_after(pause, 103.6, 103.1) is None  # an answer to the same episode
+    # And it keeps doubling up to 60 s, and starts over after a quiet minute
+    for at in range(104, 120):
+        pause = throttle_after(pause, at + 0.5, at) or pause
+    assert pause.until - pause.since == 60.0
+    pause = throttle_after(pause, pause.until + 61, pause.until + 60.9)
+    assert pause is not None and pause.until - pause.since == 2.0
+
+
+def test_ten_channels_throttled_at_once_pause_the_mailbox_once(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Given ten due mails on ten connections, and a server that throttles all ten at once
+    app, _ = workspace(tmp_path, smtp_server, SMTP__CONNECTIONS="10", SMTP__RETRIES="1",
+                       WORKER__RENDER_PROCESS="false")
+    enrol_many(app, 10)
+    smtp_server.fail_next(10, "421 4.7.0 Too many messages from your IP, slow down",
+                          after_s=1.5)
+    # When the worker sends them
+    with caplog.at_level(logging.INFO, logger="worker"):
+        run_once(app)
+    # Then all ten were deferred, and the mailbox paused once for 2 s (not doubled ten times)
+    pauses = [r.getMessage() for r in caplog.records if "action=mailbox_throttled" in
+              r.getMessage()]
+    deferred = [r for r in caplog.records if "action=send_deferred" in r.getMessage()]
+    assert len(deferred) == 10 and smtp_server.messages == []
+    assert pauses == ["action=mailbox_throttled mailbox=default pause_s=2.0"], pauses

@@ -16,7 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from worker.delivery import Delivery, Ledger
+from worker.delivery import Delivery, Ledger, Pause
 from worker.errors import StoreError
 from worker.sending import Job
 from worker.signals import EARLY_STOP
@@ -50,7 +50,7 @@ class Runner(Delivery):
         self.plan_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-plan")
         self.ledger_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-ledger")
         self.ledger = Ledger(app, self.ledger_pool)
-        self.throttled_until: dict[str, float] = {}
+        self.throttled_until: dict[str, Pause] = {}
         self.started_at = time.monotonic()
         self.last_send_ok_at: datetime | None = None
         self.renderer: RenderProcess | None = None

@@ -121,6 +121,7 @@ class _Handler:
         if action is None:
             return self.owner._record(server, envelope)
         if action.kind == "fail":
+            await asyncio.sleep(action.seconds)
             return _answer(server, action.reply)
         if action.kind == "drop":
             assert isinstance(server.transport, asyncio.Transport)
@@ -270,12 +271,13 @@ class ScriptedSmtpServer:
             self._rejects.pop(rcpt.lower(), None)
 
     def fail_next(self, n: int, reply: str = "421 4.7.0 Try again later",
-                  stage: str = "data") -> None:
-        """Answer the next ``n`` MAIL, RCPT or DATA commands (``stage``) with ``reply``.
+                  stage: str = "data", after_s: float = 0.0) -> None:
+        """Answer the next ``n`` MAIL, RCPT or DATA commands (``stage``) with ``reply``, DATA
+        after ``after_s`` seconds (so that several connections can be answered at once).
 
         A 421 also closes the connection, as real servers do.
         """
-        self._push(stage, [_Action("fail", reply=reply)] * n)
+        self._push(stage, [_Action("fail", reply=reply, seconds=after_s)] * n)
 
     def stall(self, seconds: float, n: int = 1, accept: bool = True) -> None:
         """Hang ``seconds`` before answering the next ``n`` DATA commands.
