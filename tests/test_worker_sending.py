@@ -4,6 +4,7 @@ deferred mail is not counted as sent."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -13,10 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 
 from tests.servers.smtp import ScriptedSmtpServer
 from tests.test_processes import enrol_many, spawn, states, wait_until, workspace
 from tests.workspace import run_once
+from worker.adapters.db import models as m
 from worker.delivery import throttle_after
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -101,3 +104,63 @@ def test_ten_channels_throttled_at_once_pause_the_mailbox_once(
     deferred = [r for r in caplog.records if "action=send_deferred" in r.getMessage()]
     assert len(deferred) == 10 and smtp_server.messages == []
     assert pauses == ["action=mailbox_throttled mailbox=default pause_s=2.0"], pauses
+
+
+def nurture(tmp: Path, env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "worker", *args], cwd=tmp, capture_output=True,
+                          env={**os.environ, **env}, timeout=60, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_a_deferred_mail_is_not_counted_or_shown_as_sent(tmp_path: Path,
+                                                         smtp_server: ScriptedSmtpServer) -> None:
+    # Given two due mails, one of which the server defers (451)
+    app, env = workspace(tmp_path, smtp_server, SMTP__CONNECTIONS="1", SMTP__RETRIES="1",
+                         WORKER__RENDER_PROCESS="false")
+    enrol_many(app, 2)
+    smtp_server.fail_next(1, "451 4.3.0 Temporary lookup failure")
+    # When the worker sends them
+    run_once(app)
+    assert len(smtp_server.messages) == 1
+    sent_to = smtp_server.messages[0].rcpt_tos[0]
+    deferred = next(a for a in ("lead0@burst.test", "lead1@burst.test") if a != sent_to)
+    # Then the report counts one sent mail: the one the server accepted
+    report = json.loads(nurture(tmp_path, env, "report", "--json"))
+    [burst] = [c for c in report["campaigns"] if c["campaign"] == "burst"]
+    assert {s["step"]: s.get("sent", 0) for s in burst["steps"]}["one"] == 1
+    # And `lead show` does not list the deferred mail as sent, but with the server's answer
+    shown = json.loads(nurture(tmp_path, env, "lead", "show", deferred, "--json"))
+    [touch] = shown["enrollments"][0]["touches"]
+    assert touch["state"] == "planned" and touch["sent_at"] is None, touch
+    assert touch["smtp_code"] == 451
+    text = nurture(tmp_path, env, "lead", "show", deferred)
+    assert "email sent" not in text
+    # And the retry later goes out with the same Message-ID
+    with app.db.session() as s:
+        s.execute(update(m.Enrollment).where(m.Enrollment.attempts > 0)
+                  .values(next_due_at=app.clock.now()))
+    run_once(app)
+    ids = smtp_server.message_ids()
+    assert len(ids) == 2 and max(ids.values()) == 1
+    assert f"<{touch['message_id']}>" in ids
+
+
+def test_leads_list_shows_no_next_step_for_replied_or_bounced_enrolments(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    # Given three enrolments at their first step: one active, one replied, one bounced
+    app, env = workspace(tmp_path, smtp_server)
+    enrol_many(app, 3)
+    with app.db.session() as s:
+        for i, status in ((1, "replied"), (2, "bounced")):
+            lead = s.scalars(select(m.Lead).where(m.Lead.email == f"lead{i}@burst.test")).one()
+            s.execute(update(m.Enrollment).where(m.Enrollment.lead_id == lead.id)
+                      .values(status=status))
+    # When the leads are listed
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in nurture(tmp_path, env, "leads", "list").splitlines()
+            if "@burst.test" in line}
+    # Then only the active one shows a next step
+    assert rows["lead0@burst.test"][:3] == ["burst", "active", "one"]
+    assert rows["lead1@burst.test"][:3] == ["burst", "replied", "-"]
+    assert rows["lead2@burst.test"][:3] == ["burst", "bounced", "-"]

@@ -14,7 +14,7 @@ from worker.adapters.db import models as m
 from worker.app import App
 from worker.config import Settings
 from worker.domain.leads import LeadInput, normalize_email, parse_field_args, parse_lead
-from worker.domain.model import EnrollmentStatus
+from worker.domain.model import OPEN_STATUSES, EnrollmentStatus
 from worker.errors import LeadError, UserError
 from worker.importer import ImportFileError, Row, detect_encoding, read_rows
 
@@ -132,7 +132,9 @@ def list_leads(args: argparse.Namespace, settings: Callable[[], Settings]) -> in
     for r in rows:
         camp = app.catalog.campaigns.get(r.campaign or "")
         step = "-"
-        if camp and r.next_step is not None and r.next_step < len(camp.steps):
+        # Only an open enrolment has a next step (not one that replied, bounced, ended).
+        if camp and r.status in OPEN_STATUSES and r.next_step is not None \
+                and r.next_step < len(camp.steps):
             step = camp.steps[r.next_step].id
         table.add_row(r.email, r.campaign or "-", r.status or "-", step,
                       r.next_due_at.strftime("%Y-%m-%d %H:%M") if r.next_due_at else "-")

@@ -352,8 +352,8 @@ class SendingMixin(BaseStore):
     def _record_outcome(self, conn: Any, worker_id: str, o: Outcome, now: datetime) -> None:
         response = o.response[:2000]
         if o.state == "deferred":
-            conn.execute(sql.TOUCH_DEFERRED, {"mid": o.message_id, "code": o.code,
-                                              "response": response})
+            statement = sql.TOUCH_DEFERRED if o.code is None else sql.TOUCH_REFUSED_FOR_NOW
+            conn.execute(statement, {"mid": o.message_id, "code": o.code, "response": response})
         else:
             conn.execute(sql.TOUCH_RESULT, {
                 "mid": o.message_id, "state": o.state, "code": o.code, "response": response,
