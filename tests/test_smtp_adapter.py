@@ -226,3 +226,20 @@ def test_refusals_and_deferrals_reset_and_reuse_the_connection(server: ScriptedS
     assert server.connections - before == 1
     assert server.commands["RSET"] >= 4 and server.commands["QUIT"] == 1
     assert [m.rcpt_tos for m in server.messages] == [("lead5@acme.test",)]
+
+
+def test_an_idle_connection_is_closed_with_quit_and_reopened_for_the_next_mail(
+        server: ScriptedSmtpServer) -> None:
+    # Given a channel with smtp.idle_s = 0.3 that sent a mail
+    before = server.connections
+
+    async def send(channel: SmtpChannel) -> list[Any]:
+        first = await channel.send(envelope(0))
+        # When it has nothing to send for longer than that
+        await asyncio.sleep(1.0)
+        quits = server.commands["QUIT"]
+        # Then the server saw QUIT; the next mail goes over a new connection
+        return [first.code, quits, (await channel.send(envelope(1))).code]
+    first, quits, second = run(server, send, idle_s=0.3)
+    assert (first, quits, second) == (250, 1, 250)
+    assert server.connections - before == 2 and len(server.messages) == 2

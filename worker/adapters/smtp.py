@@ -45,6 +45,10 @@ class SmtpChannel:
         self.settings = settings
         self._client: aiosmtplib.SMTP | None = None
         self._pipe: Pipe | None = None  # set while the server offers PIPELINING
+        # An idle connection is closed with QUIT after ``idle_s`` (a server holds it open
+        # otherwise, logs timeouts, and a `postfix reload` never reaches it).
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_close: asyncio.Task[None] | None = None
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -68,6 +72,22 @@ class SmtpChannel:
     async def send(self, envelope: Envelope, gate: Gate | None = None) -> SendResult | None:
         """Hand one mail over once ``gate`` allows it; None if it does not (withdrawn).
         Raises TransientDeliveryError or PermanentDeliveryError."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        try:
+            return await self._send_retrying(envelope, gate)
+        finally:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self.settings.idle_s, self._on_idle)
+
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        if self._client is not None or self._pipe is not None:
+            log.debug("action=smtp_idle_close mailbox=%s idle_s=%.0f", self.name,
+                      self.settings.idle_s)
+            self._idle_close = asyncio.ensure_future(self.close())
+
+    async def _send_retrying(self, envelope: Envelope, gate: Gate | None) -> SendResult | None:
         try:
             return await self._send_once(envelope, gate)  # the common case, without tenacity
         except TransientDeliveryError as exc:
@@ -176,6 +196,10 @@ class SmtpChannel:
                 client.close()
 
     async def close(self) -> None:
+        """QUIT and close; the next ``send`` connects again."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         # Both taken at once: a close interrupted (cancelled at shutdown) must not leave the
         # client behind for a second close to QUIT through aiosmtplib, whose replies the pipe
         # would swallow.
