@@ -164,3 +164,23 @@ def test_leads_list_shows_no_next_step_for_replied_or_bounced_enrolments(
     assert rows["lead0@burst.test"][:3] == ["burst", "active", "one"]
     assert rows["lead1@burst.test"][:3] == ["burst", "replied", "-"]
     assert rows["lead2@burst.test"][:3] == ["burst", "bounced", "-"]
+
+
+def test_a_mail_over_the_size_cap_is_failed_before_sending_with_the_reason(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    # Given a campaign whose mail renders to about 60 KB, and a cap of 20 KB
+    app, _ = workspace(tmp_path, smtp_server, SMTP__MAX_MESSAGE_BYTES="20000",
+                       WORKER__RENDER_PROCESS="false")
+    template = tmp_path / "campaigns" / "burst" / "one.md"
+    template.write_text(template.read_text() + "\n\n" + "All work and no play. " * 2700)
+    enrol_many(app, 1)
+    # When the worker sends it
+    run_once(app)
+    # Then nothing reached the server, and the step failed with the reason recorded
+    assert smtp_server.messages == []
+    with app.db.session() as s:
+        touch = s.scalars(select(m.Touch)).one()
+        enrolment = s.scalars(select(m.Enrollment)).one()
+    assert touch.state == "failed" and enrolment.status == "failed"
+    assert "over smtp.max_message_bytes (20000)" in (touch.smtp_response or "")
+    assert (enrolment.status_reason or "").startswith("message of ")

@@ -72,6 +72,12 @@ class SmtpChannel:
     async def send(self, envelope: Envelope, gate: Gate | None = None) -> SendResult | None:
         """Hand one mail over once ``gate`` allows it; None if it does not (withdrawn).
         Raises TransientDeliveryError or PermanentDeliveryError."""
+        limit = self.settings.max_message_bytes
+        if len(envelope.data) > limit:
+            # Refused here, before any byte goes out: a runaway template must not send a
+            # 41 MB mail (nor be retried: it renders the same next time).
+            raise PermanentDeliveryError(None, f"message of {len(envelope.data)} bytes is over "
+                                         f"smtp.max_message_bytes ({limit}): not sent")
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         try:
