@@ -115,6 +115,7 @@ class Delivery:
     timings: defaultdict[str, float]
     throttled_until: dict[str, Pause]
     last_send_ok_at: datetime | None
+    smtp_failing_since: datetime | None
     last_send_error: str | None
 
     async def _db(self, fn: Callable[..., R], *args: Any) -> R:
@@ -202,6 +203,7 @@ class Delivery:
         except TransientDeliveryError as exc:
             self.stats["deferred"] += 1
             self.last_send_error = f"{exc.code or ''} {exc.message}".strip()[:300]
+            self._failing()
             self.app.metrics.deferred(job.envelope.mailbox, "throttled" if exc.throttled
                                       else "transient")
             if exc.throttled:
@@ -212,6 +214,9 @@ class Delivery:
         except PermanentDeliveryError as exc:
             outcome = planner.refused(job, exc.code, exc.message)
             self.stats[outcome.state] += 1
+            if outcome.state == "failed":  # a refused address says nothing of the server
+                self.last_send_error = f"{exc.code or ''} {exc.message}".strip()[:300]
+                self._failing()
             self.app.metrics.failed(job.envelope.mailbox, outcome.state)
             log.warning("action=send_%s campaign=%s step=%s code=%s error=%r", outcome.state,
                         job.campaign, job.step_id, exc.code, exc.message[:200])
@@ -221,11 +226,16 @@ class Delivery:
         self.stats["accepted"] += 1
         self.last_send_ok_at = self.app.clock.now()
         self.last_send_error = None
+        self.smtp_failing_since = None
         self.app.metrics.sent(job, self.last_send_ok_at)
         log.debug("action=send_ok campaign=%s step=%s message_id=%s", job.campaign, job.step_id,
                   job.envelope.message_id)
         return Outcome(job.envelope.message_id, job.enrollment_id, job.lead_id, "accepted",
                        result.code, result.message, job.success)
+
+    def _failing(self) -> None:
+        if self.smtp_failing_since is None:
+            self.smtp_failing_since = self.app.clock.now()
 
     def _done(self, job: Job) -> None:
         self.inflight -= 1

@@ -53,6 +53,8 @@ class Runner(Delivery):
         self.throttled_until: dict[str, Pause] = {}
         self.started_at = time.monotonic()
         self.last_send_ok_at: datetime | None = None
+        self.smtp_failing_since: datetime | None = None  # no send accepted since then
+        self.started_at_wall = app.clock.now()
         self.renderer: RenderProcess | None = None
         self.renderer_ready = False
         self.last_send_error: str | None = None
