@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from tests.servers.smtp import ScriptedSmtpServer
 from tests.test_processes import enrol_many, spawn, states, wait_until, workspace
-from tests.workspace import run_once
+from tests.workspace import env_for, make_app, run_once, two_steps
 from worker.adapters.db import models as m
 from worker.delivery import throttle_after
 
@@ -184,3 +184,23 @@ def test_a_mail_over_the_size_cap_is_failed_before_sending_with_the_reason(
     assert touch.state == "failed" and enrolment.status == "failed"
     assert "over smtp.max_message_bytes (20000)" in (touch.smtp_response or "")
     assert (enrolment.status_reason or "").startswith("message of ")
+
+
+@pytest.mark.parametrize("public_url", ["", "https://mail.acme.example"])
+def test_a_postgresql_worker_without_a_public_url_warns_once_at_start(
+        tmp_path: Path, pg_url: str, public_url: str) -> None:
+    # Given a worker on PostgreSQL, with or without http.public_url
+    env = {"DATABASE__URL": pg_url, "HTTP__PUBLIC_URL": public_url, "LOGGING__LEVEL": "INFO"}
+    two_steps(tmp_path, "burst")
+    make_app(tmp_path, **env)
+    # When it starts (and stops: nothing is due)
+    done = subprocess.run([sys.executable, "-m", "worker", "run", "--once"], cwd=tmp_path,
+                          env={**os.environ, **env_for(tmp_path, **env)}, capture_output=True,
+                          timeout=60, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Then without a public URL one line says why it matters; with one, nothing
+    warnings = [line for line in done.stderr.splitlines() if "action=public_url_missing" in line]
+    if public_url:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and "depend on which worker sent the mail" in warnings[0]

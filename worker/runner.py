@@ -105,6 +105,11 @@ class Runner(Delivery):
                      "campaigns=%d loop=%s", app.worker_id, self.once,
                      self.settings.outbound.transport, self.settings.inbound.transport,
                      len(app.catalog.campaigns), type(self.loop).__module__.split(".")[0])
+            if not app.db.is_sqlite and not self.settings.http.public_url:
+                log.warning("action=public_url_missing detail=%r", "http.public_url is not set: "
+                            "unsubscribe links point at this worker's own http.host:http.port, "
+                            "so they depend on which worker sent the mail; set it to the one "
+                            "address all workers answer on (the proxy's)")
             await self._main()
         finally:
             await self._shutdown(side)
