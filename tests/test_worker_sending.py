@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.servers.smtp import ScriptedSmtpServer
-from tests.test_processes import enrol_many, spawn, states, wait_until, workspace
+from tests.test_processes import enrol_many, spawn, wait_until, workspace
 from tests.workspace import env_for, make_app, run_once, two_steps
 from worker.adapters.db import models as m
 from worker.delivery import throttle_after
