@@ -20,7 +20,7 @@ from tests.servers.smtp import ScriptedSmtpServer
 from tests.test_processes import enrol_many, spawn, wait_until, workspace
 from tests.workspace import env_for, make_app, run_once, two_steps
 from worker.adapters.db import models as m
-from worker.delivery import throttle_after
+from worker.delivery import Pause, throttle_after
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -83,6 +83,9 @@ def test_one_throttling_episode_raises_the_pause_once() -> None:
         pause = throttle_after(pause, at + 0.5, at) or pause
     assert pause.until - pause.since == 60.0
     pause = throttle_after(pause, pause.until + 61, pause.until + 60.9)
+    assert pause is not None and pause.until - pause.since == 2.0
+    # And after a mail was accepted in between (the episode is over), from 2 s again
+    pause = throttle_after(Pause(200.0, 216.0, recovered=True), 220.0, 217.0)
     assert pause is not None and pause.until - pause.since == 2.0
 
 
@@ -204,3 +207,31 @@ def test_a_postgresql_worker_without_a_public_url_warns_once_at_start(
         assert warnings == []
     else:
         assert len(warnings) == 1 and "depend on which worker sent the mail" in warnings[0]
+
+
+def test_sigterm_exits_within_the_grace_period_while_the_server_stalls(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    # Given a worker whose four connections each wait on a server that stalls 60 s per mail,
+    # with a big batch behind them
+    app, env = workspace(tmp_path, smtp_server, SMTP__CONNECTIONS="4", SMTP__TIMEOUT_S="120",
+                         WORKER__GRACE_S="2", WORKER__RENDER_PROCESS="true")
+    enrol_many(app, 400)
+    smtp_server.stall(60.0, n=400, accept=False)
+    proc = spawn(env, tmp_path)
+    log = tmp_path / "worker.log"
+    try:
+        wait_until(lambda: log.read_bytes().count(b"action=worker_start") == 1, 30, "start")
+        wait_until(lambda: smtp_server.connections >= 5, 30, "the channels connected")
+        time.sleep(1.0)
+        # When SIGTERM arrives
+        sent_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+        took = time.monotonic() - sent_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # Then it exits 0 within grace_s plus a few seconds, with nothing accepted
+    print(f"\nSIGTERM to exit with four stalled connections, grace_s=2: {took:.1f}s")
+    assert code == 0 and took < 2 + 6, (took, log.read_text()[-2000:])
+    assert smtp_server.messages == []

@@ -9,12 +9,12 @@ mail per open connection, with the same Message-ID.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -227,6 +227,9 @@ class Delivery:
         self.last_send_ok_at = self.app.clock.now()
         self.last_send_error = None
         self.smtp_failing_since = None
+        pause = self.throttled_until.get(job.envelope.mailbox)
+        if pause is not None and not pause.recovered:
+            self.throttled_until[job.envelope.mailbox] = dataclasses.replace(pause, recovered=True)
         self.app.metrics.sent(job, self.last_send_ok_at)
         log.debug("action=send_ok campaign=%s step=%s message_id=%s", job.campaign, job.step_id,
                   job.envelope.message_id)
@@ -258,12 +261,13 @@ class Delivery:
             await asyncio.sleep(min(wait, THROTTLE_MAX_S))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Pause:
     """A mailbox's throttling pause, in ``time.monotonic()`` seconds."""
 
     since: float
     until: float
+    recovered: bool = False  # a mail was accepted since: the next throttling starts over
 
 
 def throttle_after(current: Pause | None, now: float, send_started: float) -> Pause | None:
@@ -272,10 +276,11 @@ def throttle_after(current: Pause | None, now: float, send_started: float) -> Pa
     None when the answer belongs to an episode already counted: a pause that began after this
     send started was set by an answer to a send made at the same time (ten channels throttled
     at once raise the pause once, not ten times). Otherwise the first pause is 2 s, and each
-    later episode doubles the last pause (up to 60 s), back to 2 s after a quiet minute."""
+    later episode doubles the last pause (up to 60 s), back to 2 s once a mail was accepted
+    in between or after a quiet minute."""
     if current is not None and current.since >= send_started:
         return None
-    if current is None or current.until < now - THROTTLE_QUIET_S:
+    if current is None or current.recovered or current.until < now - THROTTLE_QUIET_S:
         length = THROTTLE_FIRST_S
     else:
         length = min((current.until - current.since) * 2, THROTTLE_MAX_S)
