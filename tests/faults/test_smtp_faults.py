@@ -210,7 +210,8 @@ def test_throttling_refusals_stalls_and_hang_ups_lose_nothing(
             smtp_server.fail_next(3, "450 4.2.0 Mailbox busy", stage="rcpt")
             smtp_server.fail_next(3, "451 4.3.5 System not accepting mail", stage="mail")
             # Then every step is settled: sent, or refused for good
-            wait_until(lambda: settled(app, 200), 120, "every step settled")
+            # (Throttling that goes on, as scripted here, backs the mailbox off up to 60 s.)
+            wait_until(lambda: settled(app, 200), 240, "every step settled")
             settled_s = time.monotonic() - started
         stop_cleanly(proc, tmp_path / "worker.log")
     finally:
