@@ -200,3 +200,46 @@ def test_a_close_cancelled_at_shutdown_leaves_nothing_to_hang_on(
         return asyncio.get_running_loop().time() - started
     assert asyncio.run(scenario()) < 1.0
     assert len(server.messages) == 1
+
+
+def test_refusals_and_deferrals_reset_and_reuse_the_connection(server: ScriptedSmtpServer) -> None:
+    # Given a server that refuses or defers mails at every stage, without hanging up
+    before = server.connections
+    server.reject("gone@acme.test", "550 5.1.1 <gone@acme.test>: Recipient address rejected")
+    server.fail_next(1, "450 4.7.1 Rate limit exceeded, try again later", stage="rcpt")
+    server.fail_next(1, "451 4.3.0 Temporary lookup failure", stage="data")
+    server.fail_next(1, "452 4.3.1 Insufficient system storage", stage="mail")
+    server.fail_next(1, "554 5.6.0 Message content rejected", stage="data")
+
+    async def send(channel: SmtpChannel) -> list[Any]:
+        answers: list[Any] = []
+        for n, rcpt in enumerate(["", "gone@acme.test", "", "", "", ""]):
+            try:
+                answers.append((await channel.send(envelope(n, rcpt))).code)
+            except (TransientDeliveryError, PermanentDeliveryError) as exc:
+                answers.append(exc.code)
+        return answers
+    # When six mails are sent on one channel
+    answers = run(server, send, retries=1)
+    # Then each answer is the server's, and all went over one connection, reset between
+    assert answers == [452, 550, 450, 451, 554, 250]
+    assert server.connections - before == 1
+    assert server.commands["RSET"] >= 4 and server.commands["QUIT"] == 1
+    assert [m.rcpt_tos for m in server.messages] == [("lead5@acme.test",)]
+
+
+def test_an_idle_connection_is_closed_with_quit_and_reopened_for_the_next_mail(
+        server: ScriptedSmtpServer) -> None:
+    # Given a channel with smtp.idle_s = 0.3 that sent a mail
+    before = server.connections
+
+    async def send(channel: SmtpChannel) -> list[Any]:
+        first = await channel.send(envelope(0))
+        # When it has nothing to send for longer than that
+        await asyncio.sleep(1.0)
+        quits = server.commands["QUIT"]
+        # Then the server saw QUIT; the next mail goes over a new connection
+        return [first.code, quits, (await channel.send(envelope(1))).code]
+    first, quits, second = run(server, send, idle_s=0.3)
+    assert (first, quits, second) == (250, 1, 250)
+    assert server.connections - before == 2 and len(server.messages) == 2

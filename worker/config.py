@@ -93,6 +93,8 @@ class SmtpSettings:
     connections: int = 10
     timeout_s: float = 30.0
     retries: int = 3
+    idle_s: float = 60.0  # an idle connection is closed (QUIT) after this long
+    max_message_bytes: int = 10_485_760  # a bigger mail is failed before it is sent
     hourly_cap: int = 0
     daily_cap: int = 0
     warmup_start: int = 0
@@ -207,7 +209,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "logging.format": ("text", "json"),
 }
 _POSITIVE = {"connections", "batch_size", "lease_s", "heartbeat_s", "timeout_s",
-             "pool_size", "poll_interval_s", "idle_renew_s", "max_body_bytes"}
+             "pool_size", "poll_interval_s", "idle_renew_s", "max_body_bytes", "idle_s",
+             "max_message_bytes"}
 _TOP_LEVEL_SECRETS = {"SECRET_KEY": "secret_key", "API_TOKEN": "api_token"}
 
 

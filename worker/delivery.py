@@ -9,6 +9,7 @@ mail per open connection, with the same Message-ID.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter, defaultdict, deque
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 GATHER_S = 0.001       # how long a ledger commit waits for more connections to join it
 GATHER_UP_TO = 6
+THROTTLE_FIRST_S = 2.0  # the first pause of a throttled mailbox
+THROTTLE_MAX_S = 60.0
+THROTTLE_QUIET_S = 60.0  # throttling that ended this long ago starts over at the first pause
 
 
 class Ledger:
@@ -109,8 +113,9 @@ class Delivery:
     inflight: int
     stats: Counter[str]
     timings: defaultdict[str, float]
-    throttled_until: dict[str, float]
+    throttled_until: dict[str, Pause]
     last_send_ok_at: datetime | None
+    smtp_failing_since: datetime | None
     last_send_error: str | None
 
     async def _db(self, fn: Callable[..., R], *args: Any) -> R:
@@ -154,7 +159,8 @@ class Delivery:
                     continue
                 decision = asyncio.ensure_future(self._commit(prior, [job.envelope.message_id]))
                 await self._throttle_pause(mailbox)
-                sent = await self._send(channel, job, Gate(decision, job.envelope.message_id))
+                sent = await self._send(channel, job, Gate(decision, job.envelope.message_id),
+                                        time.monotonic())
                 await decision  # the previous answer is durable
                 if finished is not None:
                     self._done(finished)
@@ -186,7 +192,7 @@ class Delivery:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _send(self, channel: Any, job: Job, gate: Gate) -> Outcome | None:
+    async def _send(self, channel: Any, job: Job, gate: Gate, at: float) -> Outcome | None:
         planner = self.app.planner
         started = time.perf_counter()
         try:
@@ -197,16 +203,20 @@ class Delivery:
         except TransientDeliveryError as exc:
             self.stats["deferred"] += 1
             self.last_send_error = f"{exc.code or ''} {exc.message}".strip()[:300]
+            self._failing()
             self.app.metrics.deferred(job.envelope.mailbox, "throttled" if exc.throttled
                                       else "transient")
             if exc.throttled:
-                self._slow_down(job.envelope.mailbox)
+                self._slow_down(job.envelope.mailbox, at)
             log.info("action=send_deferred campaign=%s step=%s code=%s throttled=%s error=%r",
                      job.campaign, job.step_id, exc.code, exc.throttled, exc.message[:200])
             return planner.deferred(job, exc.code, exc.message, self.app.clock.now(), exc.throttled)
         except PermanentDeliveryError as exc:
             outcome = planner.refused(job, exc.code, exc.message)
             self.stats[outcome.state] += 1
+            if outcome.state == "failed":  # a refused address says nothing of the server
+                self.last_send_error = f"{exc.code or ''} {exc.message}".strip()[:300]
+                self._failing()
             self.app.metrics.failed(job.envelope.mailbox, outcome.state)
             log.warning("action=send_%s campaign=%s step=%s code=%s error=%r", outcome.state,
                         job.campaign, job.step_id, exc.code, exc.message[:200])
@@ -216,25 +226,62 @@ class Delivery:
         self.stats["accepted"] += 1
         self.last_send_ok_at = self.app.clock.now()
         self.last_send_error = None
+        self.smtp_failing_since = None
+        pause = self.throttled_until.get(job.envelope.mailbox)
+        if pause is not None and not pause.recovered:
+            self.throttled_until[job.envelope.mailbox] = dataclasses.replace(pause, recovered=True)
         self.app.metrics.sent(job, self.last_send_ok_at)
         log.debug("action=send_ok campaign=%s step=%s message_id=%s", job.campaign, job.step_id,
                   job.envelope.message_id)
         return Outcome(job.envelope.message_id, job.enrollment_id, job.lead_id, "accepted",
                        result.code, result.message, job.success)
 
+    def _failing(self) -> None:
+        if self.smtp_failing_since is None:
+            self.smtp_failing_since = self.app.clock.now()
+
     def _done(self, job: Job) -> None:
         self.inflight -= 1
         if self.inflight <= self.settings.worker.batch_size:
             self.drained.set()
 
-    def _slow_down(self, mailbox: str) -> None:
-        now = time.monotonic()
-        current = self.throttled_until.get(mailbox, 0.0)
-        pause = 2.0 if current < now - 60 else min(max(current - now, 1.0) * 2, 60.0)
-        self.throttled_until[mailbox] = now + pause
-        log.warning("action=mailbox_throttled mailbox=%s pause_s=%.1f", mailbox, pause)
+    def _slow_down(self, mailbox: str, send_started: float) -> None:
+        pause = throttle_after(self.throttled_until.get(mailbox), time.monotonic(), send_started)
+        if pause is None:
+            self.stats["throttle_same_episode"] += 1
+            return
+        self.throttled_until[mailbox] = pause
+        log.warning("action=mailbox_throttled mailbox=%s pause_s=%.1f", mailbox,
+                    pause.until - pause.since)
 
     async def _throttle_pause(self, mailbox: str) -> None:
-        wait = self.throttled_until.get(mailbox, 0.0) - time.monotonic()
+        pause = self.throttled_until.get(mailbox)
+        wait = pause.until - time.monotonic() if pause is not None else 0.0
         if wait > 0:
-            await asyncio.sleep(min(wait, 60.0))
+            await asyncio.sleep(min(wait, THROTTLE_MAX_S))
+
+
+@dataclasses.dataclass(frozen=True)
+class Pause:
+    """A mailbox's throttling pause, in ``time.monotonic()`` seconds."""
+
+    since: float
+    until: float
+    recovered: bool = False  # a mail was accepted since: the next throttling starts over
+
+
+def throttle_after(current: Pause | None, now: float, send_started: float) -> Pause | None:
+    """The pause after a throttling answer to a send that started at ``send_started``.
+
+    None when the answer belongs to an episode already counted: a pause that began after this
+    send started was set by an answer to a send made at the same time (ten channels throttled
+    at once raise the pause once, not ten times). Otherwise the first pause is 2 s, and each
+    later episode doubles the last pause (up to 60 s), back to 2 s once a mail was accepted
+    in between or after a quiet minute."""
+    if current is not None and current.since >= send_started:
+        return None
+    if current is None or current.recovered or current.until < now - THROTTLE_QUIET_S:
+        length = THROTTLE_FIRST_S
+    else:
+        length = min((current.until - current.since) * 2, THROTTLE_MAX_S)
+    return Pause(now, now + length)

@@ -5,8 +5,8 @@ Each App has its own registry, so tests and several apps in one process do not c
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -21,6 +21,7 @@ from prometheus_client import (
 if TYPE_CHECKING:
     from worker.sending import Job
 
+DEGRADED_AFTER = timedelta(minutes=1)  # a door failing this long makes /healthz "degraded"
 _SPEED_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
 
@@ -76,3 +77,19 @@ class Metrics:
         if refresh is not None:
             refresh()
         return generate_latest(self.registry)
+
+
+def health_problems(now: datetime, smtp_failing_since: datetime | None, smtp_error: str | None,
+                    mailboxes: Mapping[str, datetime | None], started_at: datetime,
+                    after: timedelta = DEGRADED_AFTER) -> list[str]:
+    """Why the worker is degraded: SMTP failing every send, or a watched mailbox not read,
+    for longer than ``after`` (a mailbox never read counts from the start)."""
+    problems: list[str] = []
+    if smtp_failing_since is not None and now - smtp_failing_since > after:
+        problems.append(f"smtp: every send failed since {smtp_failing_since.isoformat()}"
+                        + (f" ({smtp_error})" if smtp_error else ""))
+    for name, at in sorted(mailboxes.items()):
+        if now - (at or started_at) > after:
+            problems.append(f"mailbox {name}: not read since "
+                            f"{(at or started_at).isoformat()}")
+    return problems

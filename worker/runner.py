@@ -16,7 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from worker.delivery import Delivery, Ledger
+from worker.delivery import Delivery, Ledger, Pause
 from worker.errors import StoreError
 from worker.sending import Job
 from worker.signals import EARLY_STOP
@@ -50,9 +50,11 @@ class Runner(Delivery):
         self.plan_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-plan")
         self.ledger_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-ledger")
         self.ledger = Ledger(app, self.ledger_pool)
-        self.throttled_until: dict[str, float] = {}
+        self.throttled_until: dict[str, Pause] = {}
         self.started_at = time.monotonic()
         self.last_send_ok_at: datetime | None = None
+        self.smtp_failing_since: datetime | None = None  # no send accepted since then
+        self.started_at_wall = app.clock.now()
         self.renderer: RenderProcess | None = None
         self.renderer_ready = False
         self.last_send_error: str | None = None
@@ -103,6 +105,11 @@ class Runner(Delivery):
                      "campaigns=%d loop=%s", app.worker_id, self.once,
                      self.settings.outbound.transport, self.settings.inbound.transport,
                      len(app.catalog.campaigns), type(self.loop).__module__.split(".")[0])
+            if not app.db.is_sqlite and not self.settings.http.public_url:
+                log.warning("action=public_url_missing detail=%r", "http.public_url is not set: "
+                            "unsubscribe links point at this worker's own http.host:http.port, "
+                            "so they depend on which worker sent the mail; set it to the one "
+                            "address all workers answer on (the proxy's)")
             await self._main()
         finally:
             await self._shutdown(side)
@@ -222,6 +229,9 @@ class Runner(Delivery):
         """Until the next due time, a wake-up, or a short poll (other processes enrol too)."""
         app = self.app
         poll = 1.0
+        # Only a drain from here on wakes the loop: one that happened before this pass claimed
+        # nothing would wake it again at once, a busy loop while mail waits on the server.
+        self.drained.clear()
         try:
             nxt = await self._db(app.db.next_due_at)
         except StoreError:

@@ -280,6 +280,6 @@ class Planner:
         bounced = policy.is_recipient_rejection(code, text)
         state = "bounced" if bounced else "failed"
         change = EnrollmentChange(job.enrollment_id, job.lead_id, status=state,
-                                  reason=f"{code} {text}"[:500])
+                                  reason=(f"{code} {text}" if code else text)[:500])
         return Outcome(job.envelope.message_id, job.enrollment_id, job.lead_id, state, code, text,
                        change)

@@ -125,9 +125,12 @@ def test_an_outage_defers_every_mail_and_delivers_each_once_when_the_server_retu
         smtp_server.wait_for(30, 60)
         # When the server goes away mid-burst for OUTAGE_S seconds
         with DeferralWatch(app) as seen:
-            down_at, cut_at = time.monotonic(), datetime.now(UTC)
-            open_before = smtp_server.connections
+            down_at = time.monotonic()
             smtp_server.down()
+            # Read once the server is down (``down`` returns after every connection is cut):
+            # a mail accepted while ``down`` ran is then before the cut, not after it.
+            cut_at = datetime.now(UTC)
+            open_before = smtp_server.connections
             cut_after = len(smtp_server.messages)
             time.sleep(OUTAGE_S)
             assert proc.poll() is None
@@ -207,7 +210,8 @@ def test_throttling_refusals_stalls_and_hang_ups_lose_nothing(
             smtp_server.fail_next(3, "450 4.2.0 Mailbox busy", stage="rcpt")
             smtp_server.fail_next(3, "451 4.3.5 System not accepting mail", stage="mail")
             # Then every step is settled: sent, or refused for good
-            wait_until(lambda: settled(app, 200), 120, "every step settled")
+            # (Throttling that goes on, as scripted here, backs the mailbox off up to 60 s.)
+            wait_until(lambda: settled(app, 200), 240, "every step settled")
             settled_s = time.monotonic() - started
         stop_cleanly(proc, tmp_path / "worker.log")
     finally:

@@ -94,6 +94,16 @@ class _Handler:
             responses.insert(1, "250-PIPELINING")
         return responses
 
+    async def handle_RSET(self, server: _RecordingSMTP, session: Session,
+                          envelope: Envelope) -> str:
+        self.owner._count("RSET")
+        return "250 OK"
+
+    async def handle_QUIT(self, server: _RecordingSMTP, session: Session,
+                          envelope: Envelope) -> str:
+        self.owner._count("QUIT")
+        return "221 Bye"
+
     async def handle_MAIL(self, server: _RecordingSMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         action = self.owner._pop("mail")
@@ -121,6 +131,7 @@ class _Handler:
         if action is None:
             return self.owner._record(server, envelope)
         if action.kind == "fail":
+            await asyncio.sleep(action.seconds)
             return _answer(server, action.reply)
         if action.kind == "drop":
             assert isinstance(server.transport, asyncio.Transport)
@@ -176,6 +187,7 @@ class ScriptedSmtpServer:
         self._rejects: dict[str, str] = {}
         self._open: set[_RecordingSMTP] = set()
         self._connections = 0
+        self._commands: collections.Counter[str] = collections.Counter()
         self._controller: _Controller | None = None
         self._tmp: Path | None = None
         self.cafile: Path | None = None
@@ -270,12 +282,13 @@ class ScriptedSmtpServer:
             self._rejects.pop(rcpt.lower(), None)
 
     def fail_next(self, n: int, reply: str = "421 4.7.0 Try again later",
-                  stage: str = "data") -> None:
-        """Answer the next ``n`` MAIL, RCPT or DATA commands (``stage``) with ``reply``.
+                  stage: str = "data", after_s: float = 0.0) -> None:
+        """Answer the next ``n`` MAIL, RCPT or DATA commands (``stage``) with ``reply``, DATA
+        after ``after_s`` seconds (so that several connections can be answered at once).
 
         A 421 also closes the connection, as real servers do.
         """
-        self._push(stage, [_Action("fail", reply=reply)] * n)
+        self._push(stage, [_Action("fail", reply=reply, seconds=after_s)] * n)
 
     def stall(self, seconds: float, n: int = 1, accept: bool = True) -> None:
         """Hang ``seconds`` before answering the next ``n`` DATA commands.
@@ -321,6 +334,12 @@ class ScriptedSmtpServer:
         with self._lock:
             return self._connections
 
+    @property
+    def commands(self) -> collections.Counter[str]:
+        """How many RSET and QUIT commands the server answered so far."""
+        with self._lock:
+            return collections.Counter(self._commands)
+
     def wait_for(self, count: int, timeout_s: float = 10.0) -> list[ReceivedMessage]:
         """Block until at least ``count`` messages were accepted; raise on timeout."""
         deadline = time.monotonic() + timeout_s
@@ -339,6 +358,10 @@ class ScriptedSmtpServer:
             self._connections += 1
             self._open.add(conn)
             return self._connections
+
+    def _count(self, command: str) -> None:
+        with self._lock:
+            self._commands[command] += 1
 
     def _forget_connection(self, conn: _RecordingSMTP) -> None:
         with self._lock:

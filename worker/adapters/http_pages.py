@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from worker.adapters.http_io import answer
 from worker.domain.tokens import read_unsubscribe_token
 from worker.errors import StoreError
+from worker.metrics import health_problems
 
 if TYPE_CHECKING:
     from worker.adapters.http import Context
@@ -128,6 +129,12 @@ class Pages:
             "due_backlog": backlog[0],
             "oldest_due_lag_s": backlog[1],
         }
+        # Still 200 (a liveness check), but say so when a door has been failing a while.
+        problems = health_problems(
+            self.ctx.app.clock.now(), runner.smtp_failing_since, runner.last_send_error,
+            {box.name: states.get(box.name) for box in self.ctx.app.inbound}, runner.started_at_wall)
+        if db_ok and problems:
+            body.update(status="degraded", problems=problems)
         return answer(200 if db_ok else 503, body)
 
     def _backlog(self) -> tuple[int, float]:

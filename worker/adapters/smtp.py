@@ -45,6 +45,10 @@ class SmtpChannel:
         self.settings = settings
         self._client: aiosmtplib.SMTP | None = None
         self._pipe: Pipe | None = None  # set while the server offers PIPELINING
+        # An idle connection is closed with QUIT after ``idle_s`` (a server holds it open
+        # otherwise, logs timeouts, and a `postfix reload` never reaches it).
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_close: asyncio.Task[None] | None = None
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -68,6 +72,28 @@ class SmtpChannel:
     async def send(self, envelope: Envelope, gate: Gate | None = None) -> SendResult | None:
         """Hand one mail over once ``gate`` allows it; None if it does not (withdrawn).
         Raises TransientDeliveryError or PermanentDeliveryError."""
+        limit = self.settings.max_message_bytes
+        if len(envelope.data) > limit:
+            # Refused here, before any byte goes out: a runaway template must not send a
+            # 41 MB mail (nor be retried: it renders the same next time).
+            raise PermanentDeliveryError(None, f"message of {len(envelope.data)} bytes is over "
+                                         f"smtp.max_message_bytes ({limit}): not sent")
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        try:
+            return await self._send_retrying(envelope, gate)
+        finally:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self.settings.idle_s, self._on_idle)
+
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        if self._client is not None or self._pipe is not None:
+            log.debug("action=smtp_idle_close mailbox=%s idle_s=%.0f", self.name,
+                      self.settings.idle_s)
+            self._idle_close = asyncio.ensure_future(self.close())
+
+    async def _send_retrying(self, envelope: Envelope, gate: Gate | None) -> SendResult | None:
         try:
             return await self._send_once(envelope, gate)  # the common case, without tenacity
         except TransientDeliveryError as exc:
@@ -97,7 +123,7 @@ class SmtpChannel:
         if self._pipe is not None:
             # An address aiosmtplib must encode: this mail goes over a fresh connection of its
             # own, read by aiosmtplib.
-            await self._drop()
+            await self.close()
             self._client = client = await self._connect()
         try:
             done = await _transaction(client, envelope, gate)
@@ -118,7 +144,10 @@ class SmtpChannel:
             error = _translate(exc)
             if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code < 400:
                 error = TransientDeliveryError(exc.code, exc.message)
-            await self._drop() if isinstance(error, TransientDeliveryError) else await self._reset(client)
+            if isinstance(exc, aiosmtplib.SMTPResponseException) and 400 <= exc.code != 421:
+                await self._reset(client)  # an answer: the connection is fine, reuse it
+            else:
+                await self._drop()  # no answer, a 421 or a stray code: the state is unknown
             raise error from None
         if errors:
             code, text = next(iter(errors.values()))
@@ -131,7 +160,10 @@ class SmtpChannel:
         try:
             done = await _pipelined(pipe, envelope, gate, timeout)
         except _Refused as exc:
-            await self._drop()  # replies may still be on their way: start clean
+            # Every reply is read: reset and keep the connection (a new one would cost a TCP
+            # connection, TLS and AUTH, and trips the server's connection-rate limits).
+            if exc.open_data or exc.code == 421 or not await self._reset_pipe(pipe):
+                await self._drop()
             raise _by_code(exc.code, exc.text) from None
         except TimeoutError:
             await self._drop()
@@ -143,6 +175,16 @@ class SmtpChannel:
             await self._drop()  # abandon the open DATA: the server discards the mail
             return None
         return SendResult(250, done)
+
+    async def _reset_pipe(self, pipe: Pipe) -> bool:
+        """RSET on a pipelined connection; False if it is not usable any more."""
+        try:
+            async with asyncio.timeout(self.settings.timeout_s):
+                pipe.write(b"RSET\r\n")
+                code, _ = await pipe.reply()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            return False
+        return code == 250
 
     async def _reset(self, client: aiosmtplib.SMTP) -> None:
         try:
@@ -160,6 +202,10 @@ class SmtpChannel:
                 client.close()
 
     async def close(self) -> None:
+        """QUIT and close; the next ``send`` connects again."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         # Both taken at once: a close interrupted (cancelled at shutdown) must not leave the
         # client behind for a second close to QUIT through aiosmtplib, whose replies the pipe
         # would swallow.
@@ -243,6 +289,7 @@ class _Refused(Exception):
     def __init__(self, code: int, text: str) -> None:
         super().__init__(code, text)
         self.code, self.text = code, text
+        self.open_data = False  # DATA was answered 354 after all: a message is expected
 
 
 def _plain(envelope: Envelope) -> bool:
@@ -254,14 +301,28 @@ def _plain(envelope: Envelope) -> bool:
 async def _pipelined(pipe: Pipe, envelope: Envelope, gate: Gate | None,
                      limit_s: float) -> str | None:
     """MAIL, RCPT and DATA in one write (RFC 2920), then the message; the final "." only once
-    ``gate`` allows it. The server's text of the final reply, or None if withdrawn."""
+    ``gate`` allows it. The server's text of the final reply, or None if withdrawn.
+
+    A refusal is raised only once all three replies are read (the first refusal says why),
+    so that the connection can be reset and reused; ``_Refused.open_data`` says the server
+    answered DATA with 354 anyway (then the connection cannot be reset)."""
+    refusal: _Refused | None = None
     async with asyncio.timeout(limit_s):
         pipe.write(b"MAIL FROM:<" + envelope.mail_from.encode() + b">\r\nRCPT TO:<"
                    + envelope.rcpt_to.encode() + b">\r\nDATA\r\n")
         for expected in ((250,), (250, 251), (354,)):
-            code, text = await pipe.reply()
-            if code not in expected:
-                raise _Refused(code, text)  # the first refusal says why; the rest follows it
+            try:
+                code, text = await pipe.reply()
+            except aiosmtplib.SMTPException:
+                if refusal is None:
+                    raise
+                break  # the server hung up after refusing (421): the refusal says why
+            if code not in expected and refusal is None:
+                refusal = _Refused(code, text)
+            elif refusal is not None and code == 354:
+                refusal.open_data = True
+    if refusal is not None:
+        raise refusal
     if not await _hand_over(pipe.write, envelope, gate):
         return None
     async with asyncio.timeout(limit_s):

@@ -22,7 +22,7 @@ from worker.domain.leads import (
     parse_lead,
     printable,
 )
-from worker.domain.model import EnrollmentStatus
+from worker.domain.model import OPEN_STATUSES, EnrollmentStatus
 from worker.errors import LeadError, UserError
 from worker.importer import ImportFileError, Row, detect_encoding, read_rows
 
@@ -161,7 +161,9 @@ def list_leads(args: argparse.Namespace, settings: Callable[[], Settings]) -> in
     for r in rows:
         camp = app.catalog.campaigns.get(r.campaign or "")
         step = "-"
-        if camp and r.next_step is not None and r.next_step < len(camp.steps):
+        # Only an open enrolment has a next step (not one that replied, bounced, ended).
+        if camp and r.status in OPEN_STATUSES and r.next_step is not None \
+                and r.next_step < len(camp.steps):
             step = camp.steps[r.next_step].id
         table.add_row(Text(printable(r.email)), r.campaign or "-", r.status or "-", step,
                       r.next_due_at.strftime("%Y-%m-%d %H:%M") if r.next_due_at else "-")

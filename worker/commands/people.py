@@ -87,7 +87,8 @@ def _next_step(app: App, row: m.Enrollment, touches: list[m.Touch]) -> str | Non
 def _sent_at(t: m.Touch) -> datetime | None:
     if t.kind == "task":
         return t.created_at
-    return t.accepted_at or t.handed_at if t.state in ("accepted", "handed_over") else None
+    # Sent means accepted: a mail handed over without an answer yet (or in doubt) is not.
+    return t.accepted_at if t.state == "accepted" else None
 
 
 def _touch(t: m.Touch) -> dict[str, Any]:

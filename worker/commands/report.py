@@ -103,7 +103,7 @@ def _campaign(app: App, slug: str, rows: ReportRows) -> dict[str, Any]:
     for c, step, kind, state, n in rows.touches:
         if c != slug:
             continue
-        if kind == "email" and state in ("accepted", "handed_over"):
+        if kind == "email" and state == "accepted":  # sent means accepted by the server
             per[step]["sent"] += n
         elif kind == "task" and state in ("open", "done"):
             per[step][f"{state}_tasks"] += n

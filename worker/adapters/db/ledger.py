@@ -67,9 +67,14 @@ class SendingMixin(BaseStore):
                       .values(claimed_until=until).execution_options(synchronize_session=False))
 
     def next_due_at(self) -> datetime | None:
-        """The earliest due time of any open enrolment (uses the partial index)."""
+        """The earliest due time of any open enrolment that is free to claim (uses the
+        partial index). An enrolment under a live claim (this worker's own mail in flight,
+        or another worker's) is not due for anyone: counting it kept the loop from sleeping
+        while mail waited on a slow or throttling server."""
+        now = self.now()
         with self.session() as s:
-            return s.scalar(select(func.min(E.next_due_at)).where(_DUE))
+            return s.scalar(select(func.min(E.next_due_at)).where(
+                _DUE, or_(E.claimed_until.is_(None), E.claimed_until < now)))
 
     def due_backlog(self, now: datetime) -> tuple[int, datetime | None]:
         with self.session() as s:
@@ -347,8 +352,8 @@ class SendingMixin(BaseStore):
     def _record_outcome(self, conn: Any, worker_id: str, o: Outcome, now: datetime) -> None:
         response = o.response[:2000]
         if o.state == "deferred":
-            conn.execute(sql.TOUCH_DEFERRED, {"mid": o.message_id, "code": o.code,
-                                              "response": response})
+            statement = sql.TOUCH_DEFERRED if o.code is None else sql.TOUCH_REFUSED_FOR_NOW
+            conn.execute(statement, {"mid": o.message_id, "code": o.code, "response": response})
         else:
             conn.execute(sql.TOUCH_RESULT, {
                 "mid": o.message_id, "state": o.state, "code": o.code, "response": response,

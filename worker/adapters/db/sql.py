@@ -22,6 +22,12 @@ TOUCH_RESULT = _sql(
     "smtp_response = :response WHERE message_id = :mid", "accepted_at")
 TOUCH_DEFERRED = _sql(
     "UPDATE touches SET smtp_code = :code, smtp_response = :response WHERE message_id = :mid")
+# A 4xx answer: the server has not taken the mail, so it is not handed over (not sent) until
+# it is tried again (with the same row and Message-ID). A deferral without an answer (a
+# timeout, a connection lost after the final dot) stays handed over: it may have gone out.
+TOUCH_REFUSED_FOR_NOW = _sql(
+    "UPDATE touches SET smtp_code = :code, smtp_response = :response, state = CASE "
+    "WHEN state = 'handed_over' THEN 'planned' ELSE state END WHERE message_id = :mid")
 STEP_DONE = _sql(
     "UPDATE enrollments SET next_step = :next_step, last_touch_at = :now, attempts = 0, "
     "updated_at = :now WHERE id = :eid", "now")

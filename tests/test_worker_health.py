@@ -1,0 +1,38 @@
+"""`/healthz` of a running worker (its runner in this process, a fake clock): still 200, but
+"degraded" with the reason once SMTP has refused every send for more than a minute."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.httpkit import AUTH, start_worker
+from tests.servers.smtp import ScriptedSmtpServer
+
+
+async def test_healthz_is_degraded_while_every_send_has_failed_for_a_minute(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    # Given a worker whose SMTP server refuses every mail
+    smtp_server.fail_next(1000, "554 5.7.1 Relay access denied")
+    worker = await start_worker(tmp_path, smtp_server, SMTP__RETRIES="1")
+    try:
+        # When a lead's first mail is refused
+        r = await worker.client.post("/api/leads", headers=AUTH, json={
+            "email": "ada@example.test", "campaign": "hello"})
+        assert r.status_code == 201
+        async with asyncio.timeout(15):
+            while worker.runner.stats["failed"] < 1:
+                await asyncio.sleep(0.05)
+        # Then /healthz still says ok within the first minute
+        early = await worker.client.get("/healthz")
+        assert early.status_code == 200 and early.json()["status"] == "ok", early.json()
+        # And degraded, with the reason, once the failing lasted more than a minute
+        worker.clock.advance(seconds=61)
+        await asyncio.sleep(1.5)  # a pass of the loop reads the mailbox at the new time
+        late = await worker.client.get("/healthz")
+        body = late.json()
+        assert late.status_code == 200 and body["status"] == "degraded", body
+        assert len(body["problems"]) == 1 and body["problems"][0].startswith("smtp: ")
+        assert "Relay access denied" in body["problems"][0]
+    finally:
+        assert await worker.stop() == 0
