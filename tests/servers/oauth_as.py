@@ -11,7 +11,8 @@ Endpoints, all on 127.0.0.1 and an ephemeral port:
 - ``POST /introspect`` (RFC 7662) and ``POST /revoke`` (RFC 7009; revoking a refresh token
   kills its grant: the refresh token and every access token issued from it).
 
-Access tokens live ``access_ttl_s`` seconds. Errors are RFC 6749 JSON:
+Access tokens live ``access_ttl_s`` seconds; ``rotate_refresh=True`` replaces the refresh
+token on every refresh, as Microsoft does. Errors are RFC 6749 JSON:
 ``{"error": "invalid_grant", "error_description": "..."}``.
 """
 
@@ -71,8 +72,9 @@ class OAuthTestServer:
 
     def __init__(self, *, user: str = "rep@example.test", client_id: str = "nurture-test",
                  client_secret: str = "test-secret", app_user: str = "app@example.test",
-                 access_ttl_s: float = 5.0) -> None:
+                 access_ttl_s: float = 5.0, rotate_refresh: bool = False) -> None:
         self.user = user
+        self.rotate_refresh = rotate_refresh
         self.client_id = client_id
         self.client_secret = client_secret
         self.app_user = app_user
@@ -228,6 +230,11 @@ class OAuthTestServer:
                 grant = self._grants.get(form.get("refresh_token", ""))  # type: ignore[assignment]
                 if grant is None or grant.revoked:
                     raise OAuthError(400, "invalid_grant", "refresh token revoked or unknown")
+                if self.rotate_refresh and grant.refresh_token:
+                    # As Microsoft does: a new refresh token each time, the old one dies.
+                    del self._grants[grant.refresh_token]
+                    grant.refresh_token = secrets.token_urlsafe(32)
+                    self._grants[grant.refresh_token] = grant
             elif grant_type == "client_credentials":
                 if secret is None:
                     raise OAuthError(401, "invalid_client", "client_secret required")
@@ -291,7 +298,7 @@ class OAuthTestServer:
 class _Handler(BaseHTTPRequestHandler):
     server_owner: OAuthTestServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: pytest shows failures, not every request."""
 
     def do_GET(self) -> None:
