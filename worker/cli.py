@@ -172,9 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from worker import logs
             s = cached[0]
             secrets = [s.secret_key.reveal(), s.api_token.reveal(), s.smtp.password.reveal(),
-                       s.imap.password.reveal()]
+                       s.imap.password.reveal(), s.oauth2.client_secret.reveal()]
             for mb in s.mailboxes.values():
-                secrets += [mb.smtp.password.reveal(), mb.imap.password.reveal()]
+                secrets += [mb.smtp.password.reveal(), mb.imap.password.reveal(),
+                            mb.oauth2.client_secret.reveal()]
             logs.setup("DEBUG" if args.verbose else s.logging.level, s.logging.format, secrets)
         return cached[0]
 
