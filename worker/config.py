@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.config_mail import (DnsSettings, OAuth2Settings, check_mail_settings,
-                                to_str_tuple)
+from worker.config_mail import DnsSettings, OAuth2Settings, check_mail_settings, to_str_tuple
 from worker.errors import ConfigError
 from worker.secret import Secret
 
