@@ -191,8 +191,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "logging.format": ("text", "json"),
 }
-_POSITIVE = {"connections", "max_bounce_rate", "bounce_window", "batch_size", "lease_s", "heartbeat_s", "timeout_s",
-             "pool_size", "poll_interval_s", "idle_renew_s", "max_body_bytes"}
+_POSITIVE = {"connections", "batch_size", "lease_s", "heartbeat_s", "timeout_s",
+             "pool_size", "poll_interval_s", "idle_renew_s", "max_body_bytes",
+             "max_bounce_rate", "bounce_window"}
 _TOP_LEVEL_SECRETS = {"SECRET_KEY": "secret_key", "API_TOKEN": "api_token"}
 
 
