@@ -140,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "export", "worker.commands.people:export", "everything held about a lead, "
              "as JSON")
     p.add_argument("email", metavar="EMAIL")
+    p = _add(sub, "doctor", "worker.commands.doctor:doctor", "check the DNS of sending "
+             "domains: SPF, DKIM, DMARC and the reply domain's MX; exit 1 on a failure")
+    p.add_argument("domains", nargs="*", metavar="DOMAIN", help="default: the domains of "
+                   "smtp.address and mailboxes.*.address")
+    p.add_argument("--json", action="store_true")
     p = _add(sub, "status", "worker.commands.ops:status", "for ops: due backlog, sends per "
              "mailbox against caps, last inbox check, workers alive")
     p.add_argument("--json", action="store_true")
