@@ -12,8 +12,9 @@ import pytest
 
 from tests.servers.oauth_as import OAuthTestServer
 from tests.servers.smtp_oauth import OAuthSmtpServer
-from worker.adapters.oauth2 import AuthorizationRequest, OAuth2TokenClient, TokenSource
+from worker.adapters.oauth2 import AuthorizationRequest, OAuth2TokenClient, TokenSource, token_client
 from worker.adapters.oauth_loopback import LoopbackListener, sign_in
+from worker.config import load_settings
 from worker.domain import sasl
 from worker.domain.oauth_providers import OAuthEndpoints, endpoints
 from worker.errors import ConfigError, GrantRevokedError, LoginTimeout, OAuthError
@@ -213,3 +214,22 @@ def _smtp_login(server: OAuthSmtpServer, user: str, token: str) -> bool:
         except smtplib.SMTPAuthenticationError:
             return False
     return True
+
+
+def test_a_client_from_settings_with_the_secret_from_the_environment(
+        oauth_server: OAuthTestServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "nurture.toml"
+    path.write_text(f"""
+[smtp]
+auth = "oauth2"
+username = "app@example.test"
+[oauth2]
+provider = "custom"
+flow = "client_credentials"
+client_id = "{oauth_server.client_id}"
+token_url = "{oauth_server.token_url}"
+scopes = ["mail"]
+""")
+    s = load_settings(path, environ={"NURTURE_OAUTH2__CLIENT_SECRET": oauth_server.client_secret})
+    token = TokenSource(token_client(s.oauth2, account="default")).access_token()
+    assert oauth_server.introspect(token)["username"] == oauth_server.app_user

@@ -17,7 +17,8 @@ from worker.errors import NurtureError, UserError
 
 EPILOG = """configuration: config/nurture.toml (or NURTURE_CONFIG), overridden by
 NURTURE_<SECTION>__<KEY> variables; secrets only from the environment
-(NURTURE_SECRET_KEY, NURTURE_API_TOKEN, NURTURE_SMTP__PASSWORD, NURTURE_IMAP__PASSWORD).
+(NURTURE_SECRET_KEY, NURTURE_API_TOKEN, NURTURE_SMTP__PASSWORD, NURTURE_IMAP__PASSWORD,
+NURTURE_OAUTH2__CLIENT_SECRET).
 See README.md for every command and key."""
 
 

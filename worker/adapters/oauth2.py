@@ -25,7 +25,8 @@ import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from worker.domain.oauth_providers import OAuthEndpoints
+from worker.config_mail import OAuth2Settings
+from worker.domain.oauth_providers import OAuthEndpoints, endpoints
 from worker.errors import GrantRevokedError, OAuthError
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,16 @@ class OAuth2TokenClient:
         return TokenSet(access, started + lifetime,
                         refresh if isinstance(refresh, str) and refresh else None,
                         str(answer.get("scope") or ""))
+
+
+def token_client(settings: OAuth2Settings, *, account: str, prefix: str = "oauth2",
+                 timeout_s: float = 30.0) -> OAuth2TokenClient:
+    """The client for a validated ``[oauth2]`` (or ``[mailboxes.NAME.oauth2]``) section."""
+    ends = endpoints(settings.provider, settings.flow, tenant=settings.tenant,
+                     authorize_url=settings.authorize_url, token_url=settings.token_url,
+                     scopes=settings.scopes, prefix=prefix)
+    return OAuth2TokenClient(ends, settings.client_id, settings.client_secret.reveal(),
+                             account=account, timeout_s=timeout_s)
 
 
 class TokenSource:
