@@ -9,7 +9,7 @@ import pytest
 # The repository root, so that `worker` and `tests.servers` import without an install.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-pytest_plugins = ["tests.servers.fixtures", "tests.scenario", "tests.httpkit", "tests.imapkit"]
+pytest_plugins = ["tests.servers.fixtures", "tests.servers.oauth_fixtures", "tests.scenario", "tests.httpkit", "tests.imapkit"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,7 +17,8 @@ from worker.errors import NurtureError, UserError
 
 EPILOG = """configuration: config/nurture.toml (or NURTURE_CONFIG), overridden by
 NURTURE_<SECTION>__<KEY> variables; secrets only from the environment
-(NURTURE_SECRET_KEY, NURTURE_API_TOKEN, NURTURE_SMTP__PASSWORD, NURTURE_IMAP__PASSWORD).
+(NURTURE_SECRET_KEY, NURTURE_API_TOKEN, NURTURE_SMTP__PASSWORD, NURTURE_IMAP__PASSWORD,
+NURTURE_OAUTH2__CLIENT_SECRET).
 See README.md for every command and key."""
 
 
@@ -140,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "export", "worker.commands.people:export", "everything held about a lead, "
              "as JSON")
     p.add_argument("email", metavar="EMAIL")
+    p = _add(sub, "doctor", "worker.commands.doctor:doctor", "check the DNS of sending "
+             "domains: SPF, DKIM, DMARC and the reply domain's MX; exit 1 on a failure")
+    p.add_argument("domains", nargs="*", metavar="DOMAIN", help="default: the domains of "
+                   "smtp.address and mailboxes.*.address")
+    p.add_argument("--json", action="store_true")
     p = _add(sub, "status", "worker.commands.ops:status", "for ops: due backlog, sends per "
              "mailbox against caps, last inbox check, workers alive")
     p.add_argument("--json", action="store_true")
@@ -172,9 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from worker import logs
             s = cached[0]
             secrets = [s.secret_key.reveal(), s.api_token.reveal(), s.smtp.password.reveal(),
-                       s.imap.password.reveal()]
+                       s.imap.password.reveal(), s.oauth2.client_secret.reveal()]
             for mb in s.mailboxes.values():
-                secrets += [mb.smtp.password.reveal(), mb.imap.password.reveal()]
+                secrets += [mb.smtp.password.reveal(), mb.imap.password.reveal(),
+                            mb.oauth2.client_secret.reveal()]
             logs.setup("DEBUG" if args.verbose else s.logging.level, s.logging.format, secrets)
         return cached[0]
 

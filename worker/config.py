@@ -17,36 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker.config_mail import DnsSettings, OAuth2Settings, check_mail_settings, to_str_tuple
 from worker.errors import ConfigError
+from worker.secret import Secret
 
 DEFAULT_CONFIG_PATH = Path("config/nurture.toml")
 ENV_PREFIX = "NURTURE_"
-
-
-class Secret:
-    """A value that must never be printed or logged."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('********')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 def _secret() -> Any:
@@ -100,6 +76,11 @@ class SmtpSettings:
     warmup_start: int = 0
     warmup_days: int = 0
     address: str = ""
+    auth: str = "password"  # password | oauth2
+    ca_file: str = ""
+    tls_server_name: str = ""
+    max_bounce_rate: float = 0.05
+    bounce_window: int = 200
 
 
 @dataclass(frozen=True)
@@ -117,6 +98,9 @@ class ImapSettings:
     flag: str = ""
     timeout_s: float = 30.0
     read_existing: bool = False  # a first start reads the folder's old mail too
+    auth: str = "password"  # password | oauth2
+    ca_file: str = ""
+    tls_server_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +111,8 @@ class MailboxSettings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     imap: ImapSettings = field(default_factory=ImapSettings)
     watch: bool = False
+    oauth2: OAuth2Settings = field(default_factory=OAuth2Settings)
+    dkim_selectors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,6 +167,8 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     imap: ImapSettings = field(default_factory=ImapSettings)
     mailboxes: dict[str, MailboxSettings] = field(default_factory=dict)
+    oauth2: OAuth2Settings = field(default_factory=OAuth2Settings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
@@ -210,7 +198,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _POSITIVE = {"connections", "batch_size", "lease_s", "heartbeat_s", "timeout_s",
              "pool_size", "poll_interval_s", "idle_renew_s", "max_body_bytes", "idle_s",
-             "max_message_bytes"}
+             "max_message_bytes", "max_bounce_rate", "bounce_window"}
 _TOP_LEVEL_SECRETS = {"SECRET_KEY": "secret_key", "API_TOKEN": "api_token"}
 
 
@@ -267,9 +255,9 @@ def _refuse_file_secrets(data: Mapping[str, Any], source: str, prefix: str = "")
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
             _refuse_file_secrets(value, source, dotted + ".")
-        elif key in ("password", "secret_key", "api_token") and value:
+        elif key in ("password", "client_secret", "secret_key", "api_token") and value:
             env = "NURTURE_" + dotted.upper().replace(".", "__")
-            if key != "password":
+            if key in ("secret_key", "api_token"):
                 env = "NURTURE_" + key.upper()
             raise ConfigError(dotted, f"secrets are read only from the environment; set {env}",
                               source)
@@ -300,6 +288,8 @@ def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(dotted, "must be a table", where)
         return {str(k): _convert(item, v, f"{dotted}.{k}", source) for k, v in value.items()}
+    if origin is tuple:
+        return to_str_tuple(value, dotted, where)
     if hint is Secret:
         if not isinstance(value, str):
             raise ConfigError(dotted, "must be a string", where)
@@ -348,6 +338,13 @@ def _validate(s: Settings) -> None:
         if not mb.address or "@" not in mb.address:
             raise ConfigError(f"mailboxes.{name}.address", "must be an email address")
     _check_numbers(s)
+    accounts: list[tuple[str, Any, OAuth2Settings | None, str | None]] = [
+        ("smtp", s.smtp, None, None), ("imap", s.imap, None, None)]
+    for name, mb in s.mailboxes.items():
+        accounts += [(f"mailboxes.{name}.{sub}", getattr(mb, sub), mb.oauth2, name)
+                     for sub in ("smtp", "imap")]
+    check_mail_settings(s.oauth2, s.dns, accounts,
+                        {name: mb.dkim_selectors for name, mb in s.mailboxes.items()})
     url = s.database.url
     scheme = urlsplit(url).scheme
     if not (scheme.startswith("sqlite") or scheme.startswith("postgres")):

@@ -6,13 +6,17 @@
     │   ├── CampaignError        a campaign folder has problems (carries every Problem)
     │   ├── LeadError            a lead's field is invalid (names the field)
     │   ├── NotFound             a lead, campaign, step or task that does not exist
-    │   └── WorkerLockError      another worker already holds the SQLite database
+    │   ├── WorkerLockError      another worker already holds the SQLite database
+    │   └── SecretKeyError       a stored secret does not decrypt with NURTURE_SECRET_KEY
     ├── TemplateError            a template failed to compile or render (names the template)
     ├── StoreError               the database failed (wraps the driver's error)
     ├── DeliveryError            an outbound mail was not accepted
     │   ├── TransientDeliveryError   4xx, timeouts, dropped connections: retry later
     │   └── PermanentDeliveryError   5xx: record the server's words, do not retry
-    └── MailboxError             the inbound mailbox failed (connection, protocol)
+    ├── MailboxError             the inbound mailbox failed (connection, protocol)
+    └── OAuthError               the OAuth 2.0 provider refused or could not be reached
+        ├── GrantRevokedError    a refresh was refused (invalid_grant): sign in again
+        └── LoginTimeout         nobody completed the sign-in before the timeout
 
 Adapters translate library errors at the boundary: ``raise StoreError(...) from exc``.
 """
@@ -114,3 +118,27 @@ class PermanentDeliveryError(DeliveryError):
 
 class MailboxError(NurtureError):
     """The inbound mailbox failed."""
+
+
+class SecretKeyError(UserError):
+    """A stored secret does not decrypt: another NURTURE_SECRET_KEY, or changed data."""
+
+
+class OAuthError(NurtureError):
+    """The OAuth 2.0 provider answered with an error (RFC 6749 ``error``), or not at all."""
+
+    def __init__(self, error: str, description: str = "", account: str = "") -> None:
+        self.error = error
+        self.description = description
+        self.account = account
+        text = f"{error}: {description}" if description else error
+        super().__init__(f"{account}: {text}" if account else text)
+
+
+class GrantRevokedError(OAuthError):
+    """The provider refused the refresh token (revoked consent, password change): the
+    mailbox stops until someone runs ``nurture mailbox login`` again."""
+
+
+class LoginTimeout(OAuthError):
+    """Nobody finished the sign-in in the browser before the timeout."""

@@ -212,10 +212,8 @@ class ScriptedSmtpServer:
             kwargs["ssl_context"] = self._server_ctx
         if self.starttls:
             kwargs.update(tls_context=self._server_ctx, require_starttls=False)
-        if self.auth:
-            kwargs.update(authenticator=self._authenticate, auth_required=True,
-                          auth_require_tls=self.starttls)
-        controller = _Controller(self, _Handler(self), hostname=self.host, port=self.port,
+        kwargs.update(self._auth_kwargs())
+        controller = _Controller(self, self._make_handler(), hostname=self.host, port=self.port,
                                  **kwargs)
         controller.start()
         with self._lock:
@@ -242,6 +240,16 @@ class ScriptedSmtpServer:
         controller.loop.call_soon_threadsafe(cut)
         done.wait(5)
         controller.stop()
+
+    def _auth_kwargs(self) -> dict[str, Any]:
+        """aiosmtpd's AUTH options; a subclass with other mechanisms overrides this."""
+        if not self.auth:
+            return {}
+        return {"authenticator": self._authenticate, "auth_required": True,
+                "auth_require_tls": self.starttls}
+
+    def _make_handler(self) -> _Handler:
+        return _Handler(self)
 
     def down(self) -> None:
         """Stop accepting connections (existing ones are cut) until ``up``."""
