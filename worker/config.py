@@ -17,36 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker.config_webhooks import WebhooksSettings, build_webhooks, validate_webhooks
 from worker.errors import ConfigError
+from worker.secret import Secret
 
 DEFAULT_CONFIG_PATH = Path("config/nurture.toml")
 ENV_PREFIX = "NURTURE_"
-
-
-class Secret:
-    """A value that must never be printed or logged."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('********')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 def _secret() -> Any:
@@ -180,6 +156,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
     secret_key: Secret = _secret()
     api_token: Secret = _secret()
     source: str = "defaults"
@@ -261,9 +238,9 @@ def _refuse_file_secrets(data: Mapping[str, Any], source: str, prefix: str = "")
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
             _refuse_file_secrets(value, source, dotted + ".")
-        elif key in ("password", "secret_key", "api_token") and value:
+        elif key in ("password", "secret", "secret_key", "api_token") and value:
             env = "NURTURE_" + dotted.upper().replace(".", "__")
-            if key != "password":
+            if key in ("secret_key", "api_token"):
                 env = "NURTURE_" + key.upper()
             raise ConfigError(dotted, f"secrets are read only from the environment; set {env}",
                               source)
@@ -287,6 +264,8 @@ def _build(cls: type[Any], data: Mapping[str, Any], prefix: str, source: str) ->
 def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
     where = value.var if isinstance(value, _EnvValue) else source
     origin = typing.get_origin(hint)
+    if hint is WebhooksSettings:
+        return build_webhooks(value, dotted, source, _convert)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, dotted + ".", source)  # type: ignore[arg-type]
     if origin is dict:
@@ -354,6 +333,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError("http.public_url", "must start with http:// or https://")
     if not 0 <= s.notify.digest_hour <= 23:
         raise ConfigError("notify.digest_hour", "must be between 0 and 23")
+    validate_webhooks(s.webhooks)
 
 
 def _check_numbers(s: Settings) -> None:
