@@ -75,12 +75,14 @@ class WebhookPoster:
             error = f"{type(exc).__name__}: {_reason(exc)}"
             return self._done(endpoint, webhook_id, started, Attempt(Outcome.RETRY, error=error))
         if 200 <= status < 300:
-            return self._done(endpoint, webhook_id, started, Attempt(Outcome.DELIVERED, status))
+            return self._done(endpoint, webhook_id, started,
+                              Attempt(Outcome.DELIVERED, status, answer_bytes=len(answer)))
         words = answer.decode("utf-8", "replace").strip()[:200]
         if 300 <= status < 400:
             words = "redirect not followed"
         return self._done(endpoint, webhook_id, started,
-                          Attempt(Outcome.RETRY, status, error=f"HTTP {status}: {words}".strip()))
+                          Attempt(Outcome.RETRY, status, f"HTTP {status}: {words}".strip(),
+                                  answer_bytes=len(answer)))
 
     async def _exchange(self, url: str, headers: dict[str, str], body: str,
                         timeout_s: float) -> tuple[int, bytes]:
@@ -99,7 +101,8 @@ class WebhookPoster:
         log.info("action=webhook_%s endpoint=%s webhook_id=%s status=%s elapsed_s=%.3f error=%s",
                  attempt.outcome.value, endpoint, webhook_id, attempt.status, elapsed,
                  attempt.error or "-")
-        return Attempt(attempt.outcome, attempt.status, attempt.error, elapsed)
+        return Attempt(attempt.outcome, attempt.status, attempt.error, elapsed,
+                       attempt.answer_bytes)
 
 
 def _reason(exc: httpx.HTTPError) -> str:

@@ -41,6 +41,7 @@ class Attempt:
     status: int | None = None
     error: str = ""
     elapsed_s: float = 0.0
+    answer_bytes: int = 0
 
     @property
     def delivered(self) -> bool:
