@@ -91,3 +91,27 @@ def test_a_bad_webhook_value_is_refused_naming_the_key(tmp_path: Path, env: dict
         load_settings(write(tmp_path), environ=environ)
     assert needle in str(info.value)
     assert "s3cr3t" not in str(info.value)
+
+
+def test_nurture_webhooks_secret_prints_a_fresh_valid_secret_that_signs_and_verifies() -> None:
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    from worker.adapters.webhook_http import signed_headers
+    from worker.domain.webhook_retry import check_secret
+
+    # When the command runs twice (no configuration needed)
+    outs = [subprocess.run([sys.executable, "-m", "worker", "webhooks", "secret"],
+                           capture_output=True, text=True, check=True, env={
+                               "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path.cwd()),
+                               "NURTURE_CONFIG": "/nonexistent.toml"}).stdout.strip()
+            for _ in range(2)]
+    # Then each is a new secret of the Standard Webhooks form, usable by a receiver
+    assert outs[0] != outs[1] and all(check_secret(o) is None for o in outs)
+    headers = signed_headers(outs[0], "msg_1", datetime.now(UTC), '{"type":"ping"}')
+    assert Webhook(outs[0]).verify('{"type":"ping"}', headers) == {"type": "ping"}
+    assert load_settings(environ={"NURTURE_WEBHOOKS__X__URL": "https://x.example/",
+                                  "NURTURE_WEBHOOKS__X__SECRET": outs[0]}).webhooks.endpoints["x"]
