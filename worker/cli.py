@@ -146,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("domains", nargs="*", metavar="DOMAIN", help="default: the domains of "
                    "smtp.address and mailboxes.*.address")
     p.add_argument("--json", action="store_true")
+    hooks = sub.add_parser("webhooks", help="webhook endpoints", description="webhook endpoints")
+    hooks.set_defaults(handler="help", parser=hooks)
+    wsub = hooks.add_subparsers(dest="webhooks_command", metavar="ACTION")
+    _add(wsub, "secret", "worker.commands.webhooks:secret", "print a new signing secret "
+         "(whsec_...) for NURTURE_WEBHOOKS__NAME__SECRET")
     p = _add(sub, "status", "worker.commands.ops:status", "for ops: due backlog, sends per "
              "mailbox against caps, last inbox check, workers alive")
     p.add_argument("--json", action="store_true")
@@ -182,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for mb in s.mailboxes.values():
                 secrets += [mb.smtp.password.reveal(), mb.imap.password.reveal(),
                             mb.oauth2.client_secret.reveal()]
+            secrets += [ep.secret.reveal() for ep in s.webhooks.endpoints.values()]
             logs.setup("DEBUG" if args.verbose else s.logging.level, s.logging.format, secrets)
         return cached[0]
 

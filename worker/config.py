@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from worker.config_mail import DnsSettings, OAuth2Settings, check_mail_settings, to_str_tuple
+from worker.config_webhooks import WebhooksSettings, build_webhooks, validate_webhooks
 from worker.errors import ConfigError
 from worker.secret import Secret
 
@@ -173,6 +174,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
     secret_key: Secret = _secret()
     api_token: Secret = _secret()
     source: str = "defaults"
@@ -255,7 +257,7 @@ def _refuse_file_secrets(data: Mapping[str, Any], source: str, prefix: str = "")
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
             _refuse_file_secrets(value, source, dotted + ".")
-        elif key in ("password", "client_secret", "secret_key", "api_token") and value:
+        elif key in ("password", "client_secret", "secret", "secret_key", "api_token") and value:
             env = "NURTURE_" + dotted.upper().replace(".", "__")
             if key in ("secret_key", "api_token"):
                 env = "NURTURE_" + key.upper()
@@ -281,6 +283,8 @@ def _build(cls: type[Any], data: Mapping[str, Any], prefix: str, source: str) ->
 def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
     where = value.var if isinstance(value, _EnvValue) else source
     origin = typing.get_origin(hint)
+    if hint is WebhooksSettings:
+        return build_webhooks(value, dotted, source, _convert)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, dotted + ".", source)  # type: ignore[arg-type]
     if origin is dict:
@@ -357,6 +361,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError("http.public_url", "must start with http:// or https://")
     if not 0 <= s.notify.digest_hour <= 23:
         raise ConfigError("notify.digest_hour", "must be between 0 and 23")
+    validate_webhooks(s.webhooks)
 
 
 def _check_numbers(s: Settings) -> None:

@@ -59,6 +59,7 @@ def setup(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs each request's full URL at INFO, and webhook URLs often carry a token.
     for noisy in ("aiosmtplib", "imapclient", "mailparser", "uvicorn.access", "alembic",
-                  "sqlalchemy"):
+                  "sqlalchemy", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -308,3 +308,40 @@ class Notification(Base):
 
     __table_args__ = (Index("ix_notifications_unsent", "id", sqlite_where=text("sent_at IS NULL"),
                             postgresql_where=text("sent_at IS NULL")),)
+
+
+PENDING_SQL = "status = 'pending'"
+
+
+class WebhookOutbox(Base):
+    """One event for one endpoint, written in the transaction of the change it reports and
+    delivered by the worker. ``seq`` orders a lead's events; ``webhook_id`` is the Standard
+    Webhooks ``webhook-id``, the same on every attempt; ``body`` is the exact JSON text that
+    is signed and posted (kept as text so every retry sends the same bytes)."""
+
+    __tablename__ = "webhook_outbox"
+
+    seq: Mapped[int] = mapped_column(ID, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(64), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    lead_id: Mapped[int | None] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    queued_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_webhook_outbox_due", "next_attempt_at", sqlite_where=text(PENDING_SQL),
+              postgresql_where=text(PENDING_SQL)),
+        Index("ix_webhook_outbox_lead", "endpoint", "lead_id", "seq",
+              sqlite_where=text(PENDING_SQL), postgresql_where=text(PENDING_SQL)),
+        Index("ix_webhook_outbox_endpoint_created", "endpoint", "created_at"),
+    )
