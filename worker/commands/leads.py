@@ -195,7 +195,7 @@ def _by_hand(action: str) -> Callable[[argparse.Namespace, Callable[[], Settings
     def command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
         app = App(settings())
         app.db.check_schema()
-        changed = getattr(app.service, action)(args.email, args.campaign)
+        changed = getattr(app.by_hand, action)(args.email, args.campaign)
         done = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]
         print(f"{normalize_email(args.email)}: {done} {', '.join(changed)}")
         return 0
@@ -213,7 +213,7 @@ def unsubscribe(args: argparse.Namespace, settings: Callable[[], Settings]) -> i
     email = normalize_email(args.email)
     lead = app.db.lead_by_email(email)
     if lead is not None:
-        app.service.unsubscribe(lead.id, "cli")
+        app.by_hand.unsubscribe(lead.id, "cli")
     else:
         app.db.add_suppression(email, "unsubscribed", "cli")
     print(f"{email}: unsubscribed from everything")

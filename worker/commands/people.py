@@ -259,7 +259,7 @@ def tasks(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
 def _task_done(app: App, task_id: int | None, note: str | None) -> int:
     if task_id is None:
         raise UserError("tasks done: give the task's ID (`nurture tasks` lists them)")
-    touch = app.service.complete_task(task_id, note)
+    touch = app.by_hand.complete_task(task_id, note)
     found = app.db.task_row(task_id)
     email = found[1] if found else "?"
     print(printable(f"task {task_id} done: {touch.task_kind or 'task'} for {email} "
