@@ -36,6 +36,7 @@ from worker.usecases.suppress import Suppress
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
+    from worker.adapters.db.people import PeopleRows
     from worker.adapters.http_context import LoopState
     from worker.rendering import RenderProcess
     from worker.sending import Planner
@@ -152,6 +153,12 @@ class App:
         return Inbound(self.db, self.current_catalog, self.clock, self.metrics, self.suppress,
                        self.settings.inbound, self.settings.notify,
                        self.secret_key(required=False))
+
+    @cached_property
+    def people(self) -> PeopleRows:
+        """Read-side rows for the people commands."""
+        from worker.adapters.db.people import PeopleRows
+        return PeopleRows(self.db.session)
 
     @cached_property
     def notify(self) -> Notify:

@@ -10,9 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from worker.adapters.db import models as m
 from worker.app import App
 from worker.config import Settings
 from worker.domain.leads import (
@@ -144,16 +141,7 @@ class _progress:
 def list_leads(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     app = App(settings())
     app.db.check_schema()
-    with app.db.session() as s:
-        query = (select(m.Lead.email, m.Enrollment.campaign, m.Enrollment.status,
-                        m.Enrollment.next_step, m.Enrollment.next_due_at)
-                 .join(m.Enrollment, m.Enrollment.lead_id == m.Lead.id, isouter=True)
-                 .order_by(m.Lead.email, m.Enrollment.id).limit(args.limit))
-        if args.campaign:
-            query = query.where(m.Enrollment.campaign == args.campaign)
-        if args.status:
-            query = query.where(m.Enrollment.status == args.status)
-        rows = s.execute(query).all()
+    rows = app.people.lead_enrollments(args.campaign, args.status, args.limit)
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
