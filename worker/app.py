@@ -37,7 +37,7 @@ from worker.usecases.suppress import Suppress
 if TYPE_CHECKING:
     from worker.adapters.db import Database
     from worker.adapters.db.people import PeopleRows
-    from worker.adapters.http_context import LoopState
+    from worker.adapters.http_context import HttpPorts, LoopState
     from worker.rendering import RenderProcess
     from worker.sending import Planner
 
@@ -210,7 +210,13 @@ class App:
         if not self.settings.http.enabled:
             return None
         from worker.adapters.http import serve
-        return await serve(self, runner)
+        return await serve(self.http_ports(), runner)
+
+    def http_ports(self) -> HttpPorts:
+        """What the HTTP door is given: intake, unsubscribe, its reads, metrics, the key."""
+        from worker.adapters.http_context import HttpPorts
+        return HttpPorts(self.settings, self.service, self.by_hand, self.db, self.clock,
+                         self.metrics, self.inbound, self.secret_key(required=True))
 
     # --- worker lifecycle -----------------------------------------------------------------------
 

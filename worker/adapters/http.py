@@ -146,7 +146,7 @@ async def serve(app: HttpPorts, runner: LoopState) -> asyncio.Task[None]:
     # SQLite takes one writer at a time, and waiting writers back off in sleeps of up to
     # 100 ms: one thread queues HTTP writes far faster than several threads contending.
     workers = 1 if app.db.is_sqlite else max(2, min(app.settings.database.pool_size, 8))
-    ctx = Context(app, runner, app.secret_key(required=True),
+    ctx = Context(app, runner, app.secret_key,
                   ThreadPoolExecutor(workers, thread_name_prefix="nurture-http"))
     protocol = type("BoundedH11", (_BoundedH11,), {"head_timeout_s": http.timeout_s})
     config = uvicorn.Config(build_asgi(ctx), log_config=None, log_level="warning", http=protocol,

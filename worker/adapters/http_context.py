@@ -1,6 +1,6 @@
 """What the HTTP door needs from the rest of the worker, as narrow protocols, and the
 ``Context`` its handlers share. The door imports neither the composition root nor the
-loop: ``App.start_http`` hands it an object with these members, and the loop's state.
+loop: ``App.start_http`` builds ``HttpPorts`` and hands it over with the loop's state.
 
 Intake and events (``service``), the unsubscribe link (``by_hand`` and ``db``), health
 (``db.ping``, the due backlog, the mailboxes' last success, the last send), the metrics
@@ -73,24 +73,29 @@ class MetricsText(Protocol):
     def set_backlog(self, count: int, lag_s: float) -> None: ...
 
 
-class HttpPorts(Protocol):
-    """Everything the door uses besides the loop's state."""
+@dataclass(frozen=True)
+class HttpPorts:
+    """Everything the door uses besides the loop's state, built by the composition root.
 
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def service(self) -> IntakePort: ...
-    @property
-    def by_hand(self) -> UnsubscribePort: ...
-    @property
-    def db(self) -> HttpStore: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def metrics(self) -> MetricsText: ...
-    @property
-    def inbound(self) -> Sequence[Mailbox]: ...
-    def secret_key(self, required: bool) -> bytes: ...
+    Args:
+        settings: ``[http]`` (listen address, limits), ``api_token``, the grace period.
+        service: intake and events.
+        by_hand: the unsubscribe link's action.
+        db: the door's own reads and idempotency records.
+        clock: the due backlog's lag.
+        metrics: the Prometheus text.
+        inbound: the watched mailboxes (their last success, for ``/healthz``).
+        secret_key: verifies unsubscribe tokens.
+    """
+
+    settings: Settings
+    service: IntakePort
+    by_hand: UnsubscribePort
+    db: HttpStore
+    clock: Clock
+    metrics: MetricsText
+    inbound: Sequence[Mailbox]
+    secret_key: bytes
 
 
 class LoopState(Protocol):
