@@ -1,5 +1,5 @@
 """The HTTP door with hypothesis-built requests, against the worker's own ASGI application
-(``worker.adapters.http.build_asgi``: the request boundary, the routes, the real ``Service``
+(``worker.adapters.http.build_asgi``: the request boundary, the routes, the real ``Intake``
 on SQLite), driven in-process by Starlette's TestClient.
 
 * ``POST /api/leads`` and ``POST /api/events`` with any JSON (or not JSON at all), any media

@@ -1,4 +1,4 @@
-"""Any bytes as an inbound message, through the whole ``InboxService.handle`` on SQLite:
+"""Any bytes as an inbound message, through the whole ``Inbound.handle`` on SQLite:
 parsing, classification, matching to a lead (by In-Reply-To, References, a delivery report,
 an unsubscribe token or the sender), the actions (stop, postpone, suppress, forward) and the
 record.
