@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import email
 import email.policy
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 from tests.servers.smtp import ScriptedSmtpServer
-from tests.workspace import make_app, run_once, two_steps
+from tests.workspace import FakeClock, make_app, run_once, two_steps
+from worker.adapters.db import models as m
 from worker.app import App
+from worker.domain.leads import parse_lead
 from worker.ports import RawMessage
 
 OWNER = "rep@acme.example"
@@ -67,3 +70,33 @@ def test_a_notification_that_is_no_reply_has_no_reply_to(tmp_path: Path) -> None
         (note,) = _to(smtp, OWNER)
         assert "Reply-To" not in note and "In-Reply-To" not in note
         app.db.engine.dispose()
+
+
+def test_the_daily_task_digest_goes_once_to_each_owner_with_their_tasks_soonest_first(
+        tmp_path: Path) -> None:
+    # Given open tasks of two owners (and one without an owner) in the database
+    clock = FakeClock()
+    app = make_app(tmp_path, clock, NOTIFY__TASK_DIGEST="true", NOTIFY__DIGEST_HOUR="9")
+    lead_id = app.db.upsert_leads([(parse_lead({"email": "lee@acme.test"}), None)])[0].lead_id
+    enrollment_id, _ = app.db.enroll(lead_id, "quick", None)
+    now = clock.now()
+    with app.db.session() as s:
+        for n, (owner, days, text) in enumerate((("b@acme.test", 2, "later"),
+                                                  ("a@acme.test", 3, "a's call"),
+                                                  ("b@acme.test", 1, "sooner"),
+                                                  (None, 0, "nobody's"))):
+            s.add(m.Touch(enrollment_id=enrollment_id, lead_id=lead_id, campaign="quick",
+                          step_id=f"t{n}", step_index=n, kind="task", state="open",
+                          owner=owner, task_text=text, due_at=now + timedelta(days=days),
+                          created_at=now))
+    # When the digest hour has passed, twice the same day
+    app.task_digest_if_due()
+    app.task_digest_if_due()
+    # Then each owner got one digest, owners and tasks soonest first, none for nobody
+    notes = app.db.unsent_notifications()
+    assert [(n.kind, n.to_addr, n.subject) for n in notes] == [
+        ("task_digest", "b@acme.test", "Your open follow-up tasks (2)"),
+        ("task_digest", "a@acme.test", "Your open follow-up tasks (1)")]
+    assert notes[0].body.index("sooner") < notes[0].body.index("later")
+    assert "nobody's" not in notes[0].body + notes[1].body
+    app.db.engine.dispose()

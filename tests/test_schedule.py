@@ -159,7 +159,7 @@ def test_unknown_holiday_calendar_and_zone_are_refused() -> None:
 
 
 def test_out_of_office_date_is_the_opening_of_the_first_business_day_after_return() -> None:
-    from worker.inbox import ooo_due
+    from worker.usecases.inbound import ooo_due
     cal = calendar_for(window(holidays="US"), None)
     now = datetime(2026, 11, 20, 15, 0, tzinfo=NY)  # Friday
     # Back on Wednesday 25 November: Thursday is Thanksgiving, so Friday 27 at 09:00

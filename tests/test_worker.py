@@ -286,13 +286,13 @@ def test_pause_resume_cancel_by_hand(tmp_path: Path, smtp_server: ScriptedSmtpSe
     clock = FakeClock()
     app = smtp_app(tmp_path, smtp_server, clock)
     app.service.intake({"email": "ann@acme.test"}, campaign="seq")
-    assert app.service.pause("ann@acme.test", None) == ["seq"]
+    assert app.by_hand.pause("ann@acme.test", None) == ["seq"]
     run_once(app)
     assert smtp_server.messages == []
-    assert app.service.resume("ann@acme.test", "seq") == ["seq"]
+    assert app.by_hand.resume("ann@acme.test", "seq") == ["seq"]
     run_once(app)
     assert len(smtp_server.messages) == 1
-    app.service.cancel("ann@acme.test", None)
+    app.by_hand.cancel("ann@acme.test", None)
     clock.advance(days=10)
     run_once(app)
     assert len(smtp_server.messages) == 1 and enrollment(app, "ann@acme.test").status == "cancelled"

@@ -1,7 +1,10 @@
 """The composition root: the only module that picks adapters.
 
 Commands build an ``App`` from settings and ask it for what they need; nothing is opened
-until it is used (``check``, ``simulate`` and ``preview`` never touch the database).
+until it is used (``check``, ``simulate`` and ``preview`` never touch the database). Each
+use-case (``worker/usecases``) is handed exactly the ports it needs; ``App`` holds no
+use-case logic of its own (``after_smtp_bounce``, ``send_notification`` and
+``task_digest_if_due`` delegate, for the loop that calls them).
 """
 
 from __future__ import annotations
@@ -12,41 +15,50 @@ import logging
 import os
 import secrets
 import socket
-from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from worker.catalog import Catalog, disk_signature, load_catalog
 from worker.config import Settings
-from worker.domain import sequence, tokens
+from worker.domain import tokens
 from worker.domain.model import EnrollmentStatus, SuppressionReason
 from worker.domain.sequence import Policy
 from worker.errors import UserError, WorkerLockError
 from worker.mailer import DEFAULT_MAILBOX, MailFactory, install_tag
 from worker.metrics import Metrics
-from worker.ports import Clock, Envelope, Mailbox, Sender, SystemClock
+from worker.ports import Clock, Mailbox, Sender, SystemClock
+from worker.usecases.by_hand import ByHand
+from worker.usecases.inbound import Inbound
+from worker.usecases.intake import Intake
+from worker.usecases.notify import NoteRow, Notify
+from worker.usecases.suppress import Suppress
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
-    from worker.adapters.db.models import Notification
-    from worker.inbox import InboxService
+    from worker.adapters.db.people import PeopleRows
+    from worker.adapters.http_context import HttpPorts, LoopState
     from worker.rendering import RenderProcess
-    from worker.runner import Runner
     from worker.sending import Planner
-    from worker.service import Service
 
 log = logging.getLogger(__name__)
 
 
+class Loop(Protocol):
+    """The running worker loop as the root sees it (set by the loop while it runs)."""
+
+    def wake(self) -> None: ...
+
+
 class App:
+    """Builds the adapters from settings, lazily, and hands each use-case its ports."""
+
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.runner: Runner | None = None
+        self.runner: Loop | None = None
         self._lock_fd: int | None = None
-        self._digest_day: str | None = None
 
     # --- the database ---------------------------------------------------------------------------
 
@@ -113,15 +125,44 @@ class App:
         from worker.rendering import RenderProcess
         return RenderProcess(self.settings, self.factory.key, self.factory.install)
 
-    @cached_property
-    def service(self) -> Service:
-        from worker.service import Service
-        return Service(self)
+    def current_catalog(self) -> Catalog:
+        """The campaigns as they are now (a reload replaces them while the worker runs)."""
+        return self.catalog
+
+    def wake(self) -> None:
+        """Wake the running loop, if there is one (commands and tests run without)."""
+        if self.runner is not None:
+            self.runner.wake()
 
     @cached_property
-    def inbox(self) -> InboxService:
-        from worker.inbox import InboxService
-        return InboxService(self)
+    def suppress(self) -> Suppress:
+        return Suppress(self.db)
+
+    @cached_property
+    def service(self) -> Intake:
+        """Intake: leads in, enrolments, events."""
+        return Intake(self.db, self.current_catalog, self.clock, self.wake,
+                      self.settings.notify.default_owner or None)
+
+    @cached_property
+    def by_hand(self) -> ByHand:
+        return ByHand(self.db, self.current_catalog, self.clock, self.wake, self.suppress)
+
+    @cached_property
+    def inbox(self) -> Inbound:
+        return Inbound(self.db, self.current_catalog, self.clock, self.metrics, self.suppress,
+                       self.settings.inbound, self.settings.notify,
+                       self.secret_key(required=False))
+
+    @cached_property
+    def people(self) -> PeopleRows:
+        """Read-side rows for the people commands."""
+        from worker.adapters.db.people import PeopleRows
+        return PeopleRows(self.db.session)
+
+    @cached_property
+    def notify(self) -> Notify:
+        return Notify(self.db, lambda: self.sender, self.settings, self.clock, self.worker_id)
 
     @cached_property
     def metrics(self) -> Metrics:
@@ -165,11 +206,17 @@ class App:
         self.__dict__.pop("inbound", None)
         self.__dict__.pop("sender", None)
 
-    async def start_http(self, runner: Runner) -> asyncio.Task[Any] | None:
+    async def start_http(self, runner: LoopState) -> asyncio.Task[Any] | None:
         if not self.settings.http.enabled:
             return None
         from worker.adapters.http import serve
-        return await serve(self, runner)
+        return await serve(self.http_ports(), runner)
+
+    def http_ports(self) -> HttpPorts:
+        """What the HTTP door is given: intake, unsubscribe, its reads, metrics, the key."""
+        from worker.adapters.http_context import HttpPorts
+        return HttpPorts(self.settings, self.service, self.by_hand, self.db, self.clock,
+                         self.metrics, self.inbound, self.secret_key(required=True))
 
     # --- worker lifecycle -----------------------------------------------------------------------
 
@@ -225,66 +272,17 @@ class App:
                 continue
             self.db.wake_newsletter(camp.slug, camp.issues)
 
-    # --- consequences that cross rooms ------------------------------------------------------------
+    # --- what the loop calls (delegations to the use-cases) -----------------------------------
 
     def after_smtp_bounce(self, lead_id: int, code: int | None, text: str) -> None:
         """A 5.1.x refusal at SMTP time: the address is dead; suppress it."""
-        lead = self.db.lead_by_id(lead_id)
-        if lead is None:
-            return
-        self.db.add_suppression(lead.email, SuppressionReason.BOUNCED.value,
-                                f"smtp {code} {text[:200]}")
-        self.db.close_enrollments([lead_id], EnrollmentStatus.BOUNCED, f"smtp {code} {text[:200]}")
+        self.suppress(lead_id, SuppressionReason.BOUNCED, EnrollmentStatus.BOUNCED,
+                      f"smtp {code} {text[:200]}")
 
-    async def send_notification(self, note: Notification) -> str | None:
+    async def send_notification(self, note: NoteRow) -> str | None:
         """Send one notification mail; returns an error text or None."""
-        from worker.domain import mime
-        addr = self.settings.smtp.address or f"nurture@{socket.gethostname()}"
-        if note.mailbox in self.settings.mailboxes:
-            addr = self.settings.mailboxes[note.mailbox].address
-        name, from_addr = mime.split_address(addr)
-        mid = f"nurture.note.{note.id}.{secrets.token_hex(4)}@{from_addr.rpartition('@')[2]}"
-        headers = [("From", mime.address(name or "Nurture", from_addr)),
-                   ("To", mime.address(None, note.to_addr)),
-                   ("Subject", mime.encode_text(note.subject)),
-                   ("Date", mime.date_header(self.clock.now())), ("Message-ID", f"<{mid}>"),
-                   ("Auto-Submitted", "auto-generated")]
-        if note.reply_addr:  # a forwarded reply: answering it reaches the lead, in thread
-            headers.append(("Reply-To", mime.address(note.reply_name, note.reply_addr)))
-        if note.in_reply_to:
-            headers.append(("In-Reply-To", f"<{note.in_reply_to}>"))
-        if note.thread_refs:
-            headers.append(("References", note.thread_refs))
-        data = mime.build_message(headers, note.body, None)
-        try:
-            channel = await self.sender.open_channel(note.mailbox if note.mailbox in
-                                                     self.settings.mailboxes else DEFAULT_MAILBOX)
-            try:
-                await channel.send(Envelope(from_addr, note.to_addr, mid, data, note.mailbox))
-            finally:
-                await channel.close()
-        except Exception as exc:  # noqa: BLE001 - recorded on the row, retried next time
-            return str(exc)
-        return None
+        return await self.notify.send(note)
 
     def task_digest_if_due(self) -> None:
         """Once a day at ``notify.digest_hour`` (UTC), each owner gets their open tasks."""
-        if not self.settings.notify.task_digest:
-            return
-        now = self.clock.now().astimezone(UTC)
-        day = now.date().isoformat()
-        if now.hour < self.settings.notify.digest_hour or self._digest_day == day:
-            return
-        self._digest_day = day
-        if not self.db.acquire_lease(f"digest:{day}", self.worker_id, 86400 * 2):
-            return
-        from worker.service import task_digests
-        for owner, subject, body in task_digests(self.db, now):
-            self.db.add_notification("task_digest", owner, subject, body)
-
-    def first_due(self, slug: str, lead_id: int, at: datetime) -> datetime | None:
-        lead = self.db.lead_by_id(lead_id)
-        camp = self.catalog.campaigns.get(slug)
-        if lead is None or camp is None:
-            return None
-        return sequence.first_due(camp, lead, at)
+        self.notify.digest_if_due()

@@ -69,6 +69,10 @@ class Metrics:
     def inbound_message(self, cls: str) -> None:
         self.inbound.labels(cls).inc()
 
+    def replied(self, seconds: float) -> None:
+        """A reply stopped its sequences ``seconds`` after it landed in the mailbox."""
+        self.reply_to_stop.observe(max(seconds, 0.0))
+
     def set_backlog(self, count: int, lag_s: float) -> None:
         self.due_backlog.set(count)
         self.oldest_due_lag.set(lag_s)

@@ -1,5 +1,5 @@
 """The HTTP door with hypothesis-built requests, against the worker's own ASGI application
-(``worker.adapters.http.build_asgi``: the request boundary, the routes, the real ``Service``
+(``worker.adapters.http.build_asgi``: the request boundary, the routes, the real ``Intake``
 on SQLite), driven in-process by Starlette's TestClient.
 
 * ``POST /api/leads`` and ``POST /api/events`` with any JSON (or not JSON at all), any media
@@ -46,7 +46,8 @@ from tests.bad_input._support import (
 from tests.httpkit import start_worker
 from tests.workspace import API_TOKEN, SECRET, email_template, write_campaign
 from worker.adapters.db import models as m
-from worker.adapters.http import Context, build_asgi
+from worker.adapters.http import build_asgi
+from worker.adapters.http_context import Context
 from worker.domain import tokens
 from worker.runner import Runner
 
@@ -88,7 +89,7 @@ def serving(tmp: Path, **env: str) -> Iterator[Api]:
     with workspace(tmp, HTTP__MAX_BODY_BYTES=str(MAX_BODY), **env) as ws:
         for slug, toml in (("hello", HELLO), ("webinar", WEBINAR)):
             write_campaign(tmp / "campaigns", slug, toml, {"one.md": email_template("Hi")})
-        ctx = Context(ws.app, Runner(ws.app), SECRET.encode(), ThreadPoolExecutor(1))
+        ctx = Context(ws.app.http_ports(), Runner(ws.app), SECRET.encode(), ThreadPoolExecutor(1))
         with TestClient(build_asgi(ctx), raise_server_exceptions=False) as client:
             yield Api(ws, client)
         ctx.pool.shutdown()

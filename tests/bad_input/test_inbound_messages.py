@@ -1,4 +1,4 @@
-"""Any bytes as an inbound message, through the whole ``InboxService.handle`` on SQLite:
+"""Any bytes as an inbound message, through the whole ``Inbound.handle`` on SQLite:
 parsing, classification, matching to a lead (by In-Reply-To, References, a delivery report,
 an unsubscribe token or the sender), the actions (stop, postpone, suppress, forward) and the
 record.
@@ -26,8 +26,8 @@ from tests.bad_input._support import Workspace, examples, nasty_text, workspace
 from tests.workspace import email_template, outbox, run_once, write_campaign
 from worker.adapters.db import models as m
 from worker.domain.model import InboundClass
-from worker.inbox import fingerprint
 from worker.ports import RawMessage
+from worker.usecases.inbound import fingerprint
 
 LEADS = 6
 CAMPAIGN = """

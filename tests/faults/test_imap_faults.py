@@ -1,4 +1,4 @@
-"""The IMAP fault suite: a running worker (its inbox watcher through ``App``/``InboxService``,
+"""The IMAP fault suite: a running worker (its inbox watcher through ``App``/``Inbound``,
 so the database's own deduplication is what is tested) against a Dovecot that is flooded,
 restarted and renumbered, and fed huge, broken and strangely encoded mail.
 

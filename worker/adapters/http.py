@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -30,6 +27,7 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from worker.adapters.http_api import Api
+from worker.adapters.http_context import Context, HttpPorts, LoopState
 from worker.adapters.http_io import (
     Boundary,
     HttpError,
@@ -41,28 +39,8 @@ from worker.adapters.http_io import (
 from worker.adapters.http_pages import Pages
 from worker.errors import ConfigError, StoreError
 
-if TYPE_CHECKING:
-    from worker.app import App
-    from worker.runner import Runner
-
 log = logging.getLogger(__name__)
-R = TypeVar("R")
 _STARTUP_TIMEOUT_S = 10.0
-
-
-@dataclass
-class Context:
-    """What the handlers need: the app, the runner, the signing key, the thread pool."""
-
-    app: App
-    runner: Runner
-    secret_key: bytes
-    pool: ThreadPoolExecutor
-
-    async def run(self, fn: Callable[..., R], *args: Any) -> R:
-        """Run blocking database writes in the HTTP pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, functools.partial(fn, *args))
 
 
 def build_asgi(ctx: Context) -> ASGIApp:
@@ -159,7 +137,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(app: App, runner: Runner) -> asyncio.Task[None]:
+async def serve(app: HttpPorts, runner: LoopState) -> asyncio.Task[None]:
     """Start serving; the returned task ends after ``runner.stop_event`` (graceful: requests
     in flight finish within the worker's grace period)."""
     http = app.settings.http
@@ -168,7 +146,7 @@ async def serve(app: App, runner: Runner) -> asyncio.Task[None]:
     # SQLite takes one writer at a time, and waiting writers back off in sleeps of up to
     # 100 ms: one thread queues HTTP writes far faster than several threads contending.
     workers = 1 if app.db.is_sqlite else max(2, min(app.settings.database.pool_size, 8))
-    ctx = Context(app, runner, app.secret_key(required=True),
+    ctx = Context(app, runner, app.secret_key,
                   ThreadPoolExecutor(workers, thread_name_prefix="nurture-http"))
     protocol = type("BoundedH11", (_BoundedH11,), {"head_timeout_s": http.timeout_s})
     config = uvicorn.Config(build_asgi(ctx), log_config=None, log_level="warning", http=protocol,
@@ -195,7 +173,7 @@ async def serve(app: App, runner: Runner) -> asyncio.Task[None]:
     return asyncio.create_task(_until_stopped(server, serving, runner, ctx, sock), name="http")
 
 
-async def _until_stopped(server: uvicorn.Server, serving: asyncio.Task[None], runner: Runner,
+async def _until_stopped(server: uvicorn.Server, serving: asyncio.Task[None], runner: LoopState,
                          ctx: Context, sock: socket.socket) -> None:
     stopping = asyncio.create_task(runner.stop_event.wait())
     try:

@@ -28,7 +28,7 @@ from worker.errors import LeadError, NotFound, StoreError, UserError
 from worker.logs import mask
 
 if TYPE_CHECKING:
-    from worker.adapters.http import Context
+    from worker.adapters.http_context import Context
 
 log = logging.getLogger(__name__)
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")

@@ -23,7 +23,7 @@ from worker.errors import StoreError
 from worker.metrics import health_problems
 
 if TYPE_CHECKING:
-    from worker.adapters.http import Context
+    from worker.adapters.http_context import Context
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT_S = 5.0
@@ -85,7 +85,7 @@ class Pages:
         await request.body()  # read (and size-check) whatever came, then answer
         if lead_id is None:
             return page(404, INVALID)
-        changed = await self.ctx.run(self.ctx.app.service.unsubscribe, lead_id, "one-click")
+        changed = await self.ctx.run(self.ctx.app.by_hand.unsubscribe, lead_id, "one-click")
         if changed:
             log.info("action=unsubscribe_link lead_id=%d", lead_id)
         return page(200, DONE if changed else ALREADY)

@@ -10,9 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from worker.adapters.db import models as m
 from worker.app import App
 from worker.config import Settings
 from worker.domain.leads import (
@@ -144,16 +141,7 @@ class _progress:
 def list_leads(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     app = App(settings())
     app.db.check_schema()
-    with app.db.session() as s:
-        query = (select(m.Lead.email, m.Enrollment.campaign, m.Enrollment.status,
-                        m.Enrollment.next_step, m.Enrollment.next_due_at)
-                 .join(m.Enrollment, m.Enrollment.lead_id == m.Lead.id, isouter=True)
-                 .order_by(m.Lead.email, m.Enrollment.id).limit(args.limit))
-        if args.campaign:
-            query = query.where(m.Enrollment.campaign == args.campaign)
-        if args.status:
-            query = query.where(m.Enrollment.status == args.status)
-        rows = s.execute(query).all()
+    rows = app.people.lead_enrollments(args.campaign, args.status, args.limit)
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -197,7 +185,7 @@ def _by_hand(action: str) -> Callable[[argparse.Namespace, Callable[[], Settings
     def command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
         app = App(settings())
         app.db.check_schema()
-        changed = getattr(app.service, action)(args.email, args.campaign)
+        changed = getattr(app.by_hand, action)(args.email, args.campaign)
         done = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]
         print(f"{normalize_email(args.email)}: {done} {', '.join(changed)}")
         return 0
@@ -215,7 +203,7 @@ def unsubscribe(args: argparse.Namespace, settings: Callable[[], Settings]) -> i
     email = normalize_email(args.email)
     lead = app.db.lead_by_email(email)
     if lead is not None:
-        app.service.unsubscribe(lead.id, "cli")
+        app.by_hand.unsubscribe(lead.id, "cli")
     else:
         app.db.add_suppression(email, "unsubscribed", "cli")
     print(f"{email}: unsubscribed from everything")

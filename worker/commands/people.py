@@ -11,14 +11,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import inspect
-
-from worker.adapters.db import models as m
 from worker.app import App
 from worker.config import Settings
 from worker.domain.leads import normalize_email, printable
 from worker.domain.model import OPEN_STATUSES
 from worker.errors import NotFound, UserError
+from worker.ports import EnrollmentRow
 
 OPEN = {s.value for s in OPEN_STATUSES}
 UTC_ZONE = ZoneInfo("UTC")
@@ -62,18 +60,9 @@ def safe_text(value: str, style: str = "") -> Any:
     return Text(printable(value), style=style)
 
 
-def row_dict(row: Any) -> dict[str, Any]:
-    """Every column of an ORM row, by column name, JSON-ready."""
-    out: dict[str, Any] = {}
-    for attr in inspect(row).mapper.column_attrs:
-        value = getattr(row, attr.key)
-        out[attr.columns[0].name] = _iso(value) if isinstance(value, date) else value
-    return out
-
-
 # --- lead show ----------------------------------------------------------------------------------
 
-def _next_step(app: App, row: m.Enrollment, touches: list[m.Touch]) -> str | None:
+def _next_step(app: App, row: EnrollmentRow, touches: list[Any]) -> str | None:
     camp = app.catalog.campaigns.get(row.campaign)
     if camp is None or row.status not in OPEN:
         return None
@@ -84,14 +73,14 @@ def _next_step(app: App, row: m.Enrollment, touches: list[m.Touch]) -> str | Non
     return camp.steps[row.next_step].id if row.next_step < len(camp.steps) else None
 
 
-def _sent_at(t: m.Touch) -> datetime | None:
+def _sent_at(t: Any) -> datetime | None:
     if t.kind == "task":
         return t.created_at
     # Sent means accepted: a mail handed over without an answer yet (or in doubt) is not.
     return t.accepted_at if t.state == "accepted" else None
 
 
-def _touch(t: m.Touch) -> dict[str, Any]:
+def _touch(t: Any) -> dict[str, Any]:
     return {"id": t.id, "step": t.step_id, "kind": t.kind, "state": t.state,
             "sent_at": _iso(_sent_at(t)), "message_id": t.message_id,
             "touch_number": t.touch_number, "subject": t.subject, "task_kind": t.task_kind,
@@ -101,10 +90,10 @@ def _touch(t: m.Touch) -> dict[str, Any]:
             "planned_at": _iso(t.planned_at), "created_at": _iso(t.created_at)}
 
 
-def lead_view(app: App, lead: m.Lead, hist: dict[str, list[Any]],
+def lead_view(app: App, lead: Any, hist: dict[str, list[Any]],
               suppressed: str | None) -> dict[str, Any]:
     """What `lead show --json` prints."""
-    touches: dict[int, list[m.Touch]] = {}
+    touches: dict[int, list[Any]] = {}
     by_id = {t.id: t for t in hist["touches"]}
     for t in hist["touches"]:
         touches.setdefault(t.enrollment_id, []).append(t)
@@ -123,7 +112,7 @@ def lead_view(app: App, lead: m.Lead, hist: dict[str, list[Any]],
             "reason": i.reason, "subject": i.subject, "return_date": _iso(i.return_date),
             "answered": {"campaign": answered.campaign, "step": answered.step_id,
                          "touch_number": answered.touch_number} if answered else None})
-    columns = {k: v for k, v in row_dict(lead).items() if k not in ("id", "updated_at")}
+    columns = {k: v for k, v in app.people.columns(lead).items() if k not in ("id", "updated_at")}
     return {**columns, "suppressed": suppressed, "enrollments": enrollments, "inbound": inbound,
             "status_changes": [{"campaign": campaigns.get(c.enrollment_id), "old": c.old,
                                 "new": c.new, "reason": c.reason, "at": _iso(c.at)}
@@ -260,7 +249,7 @@ def tasks(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
 def _task_done(app: App, task_id: int | None, note: str | None) -> int:
     if task_id is None:
         raise UserError("tasks done: give the task's ID (`nurture tasks` lists them)")
-    touch = app.service.complete_task(task_id, note)
+    touch = app.by_hand.complete_task(task_id, note)
     found = app.db.task_row(task_id)
     email = found[1] if found else "?"
     print(printable(f"task {task_id} done: {touch.task_kind or 'task'} for {email} "
@@ -308,10 +297,10 @@ def export(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
         raise NotFound(f"nothing is stored about {email!r}")
     data: dict[str, Any] = {
         "email": email, "exported_at": _iso(app.clock.now()),
-        "lead": row_dict(lead) if lead else None,
+        "lead": app.people.columns(lead) if lead else None,
         "suppressed": app.db.suppression_for(email)}
     for key, rows in hist.items():
-        data[key] = [row_dict(r) for r in rows]
+        data[key] = [app.people.columns(r) for r in rows]
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     return 0
 

@@ -23,7 +23,7 @@ from worker.adapters.db import engine as db_engine
 from worker.adapters.db import models as m
 from worker.domain.leads import LeadInput, canonical_domain, spellings
 from worker.domain.model import LEAD_COLUMNS, OPEN_STATUSES, EnrollmentStatus, Lead
-from worker.errors import StoreError
+from worker.errors import NotFound, StoreError, UserError
 from worker.ports import Clock, SystemClock
 
 OPEN = [s.value for s in OPEN_STATUSES]
@@ -296,10 +296,6 @@ class Store(BaseStore):
                                    .order_by(m.Event.id)))
         return len(types), types
 
-    def events_for(self, lead_id: int) -> list[str]:
-        with self.session() as s:
-            return list(s.scalars(select(m.Event.type).where(m.Event.lead_id == lead_id)))
-
     # --- enrolments ----------------------------------------------------------------------------
 
     def enroll(self, lead_id: int, campaign: str, next_due_at: datetime | None,
@@ -360,6 +356,17 @@ class Store(BaseStore):
             with self.session() as s:
                 s.execute(update(m.Enrollment).where(m.Enrollment.id.in_(list(enrollment_ids)))
                           .values(priority=1, updated_at=self.now()))
+
+    def finish_task(self, touch_id: int, note: str | None, now: datetime) -> m.Touch:
+        """Mark an open task done (with the owner's note); NotFound or UserError otherwise."""
+        with self.session() as s:
+            touch = s.get(m.Touch, touch_id)
+            if touch is None or touch.kind != "task":
+                raise NotFound(f"no task {touch_id}")
+            if touch.state == "done":
+                raise UserError(f"task {touch_id} is already done")
+            touch.state, touch.done_at, touch.note = "done", now, note or touch.note
+        return touch
 
     def delete_lead(self, lead_id: int) -> None:
         """Erase a lead and everything about it (the suppression hash stays)."""

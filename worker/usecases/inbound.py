@@ -9,23 +9,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
 
+from worker.catalog import Catalog
+from worker.config import InboundSettings, NotifySettings
 from worker.domain import auth_results, schedule, tokens
 from worker.domain.classify import Classification, ParsedMessage, classify, parse_message
 from worker.domain.leads import is_free_mail
 from worker.domain.model import EnrollmentStatus, InboundClass, Lead, SuppressionReason
 from worker.logs import mask
-from worker.ports import RawMessage, ReplyThread
+from worker.ports import Clock, InboundMetrics, InboxStore, RawMessage, ReplyThread, SentRow
+from worker.usecases.suppress import Suppress
 
-if TYPE_CHECKING:
-    from worker.adapters.db import Database
-    from worker.adapters.db.inbox_store import SentMatch
-    from worker.app import App
-
-log = logging.getLogger(__name__)
+log = logging.getLogger("worker.inbox")  # the name it had before the move (operators' filters)
 _SUBJECT_TOKEN_RE = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16})", re.IGNORECASE)
 EXCERPT_CHARS = 4000
 _MSGID_RE = re.compile(r"^[!-;=?-~]{1,250}@[!-;=?-~]{1,250}$")  # printable, no < > or space
@@ -50,7 +48,7 @@ class Match:
     ``trusted`` is False when nothing but an address ties it to the lead (no action)."""
 
     lead_id: int | None = None
-    touch: SentMatch | None = None
+    touch: SentRow | None = None
     matched_by: str | None = None
     trusted: bool = True
     note: str = ""
@@ -62,30 +60,46 @@ def is_report(parsed: ParsedMessage, result: Classification) -> bool:
             or bool(parsed.reports or parsed.report_type or parsed.feedback_type))
 
 
-class InboxService:
-    """The ``InboundSink`` for every watched mailbox."""
+class Inbound:
+    """The ``InboundSink`` for every watched mailbox.
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    Args:
+        store: recorded messages, our sent mails, leads and enrolments (``InboxStore``).
+        catalog: returns the current campaigns.
+        clock: the time of an action (and of a message without a date).
+        metrics: counts messages by class and times reply-to-stop.
+        suppress: the one "address is dead" consequence.
+        inbound: ``[inbound]`` settings (soft-bounce limit, out-of-office days, authserv-id).
+        notify: ``[notify]`` settings (forwarding replies, the default owner).
+        secret_key: verifies unsubscribe tokens quoted in a message.
+    """
 
-    @property
-    def db(self) -> Database:
-        return self.app.db
+    def __init__(self, store: InboxStore, catalog: Callable[[], Catalog], clock: Clock,
+                 metrics: InboundMetrics, suppress: Suppress, inbound: InboundSettings,
+                 notify: NotifySettings, secret_key: bytes) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.clock = clock
+        self.metrics = metrics
+        self.suppress = suppress
+        self.inbound = inbound
+        self.notify = notify
+        self.secret_key = secret_key
 
     def handle(self, message: RawMessage) -> bool:
         fp = fingerprint(message.data)
         # The watcher and a pre-send fence may hand over the same new message at once (and,
         # on PostgreSQL, another worker's fence): only one of them may act on it.
-        with self.db.inbound_lock(message.mailbox, fp):
+        with self.store.inbound_lock(message.mailbox, fp):
             return self._handle(message, fp)
 
     def _handle(self, message: RawMessage, fp: str) -> bool:
-        if self.db.inbound_seen(message.mailbox, fp):
+        if self.store.inbound_seen(message.mailbox, fp):
             return False
         parsed = parse_message(message.data)
         result = classify(parsed)
         match = self.match(parsed, result, message.data)
-        received = message.received_at or parsed.date or self.app.clock.now()
+        received = message.received_at or parsed.date or self.clock.now()
         if match.lead_id is None:
             action = f"none: no lead matched{'; ' + match.note if match.note else ''}"
         elif not match.trusted:
@@ -93,7 +107,7 @@ class InboxService:
         else:
             action = self.act(parsed, result, match, received)
         excerpt = (parsed.new_text or parsed.text or "")[:EXCERPT_CHARS]
-        recorded = self.db.record_inbound({
+        recorded = self.store.record_inbound({
             "mailbox": message.mailbox, "folder": message.folder, "uid": message.uid,
             "uidvalidity": message.uidvalidity, "fingerprint": fp,
             "message_id": (parsed.message_id or "")[:998] or None, "received_at": received,
@@ -105,7 +119,7 @@ class InboxService:
             "size": message.size})
         if recorded is None:
             return False
-        self.app.metrics.inbound_message(result.cls.value)
+        self.metrics.inbound_message(result.cls.value)
         log.info("action=inbound class=%s subclass=%s matched_by=%s lead_action=%r mailbox=%s",
                  result.cls.value, result.subclass or "-", match.matched_by or "-", action,
                  message.mailbox)
@@ -121,33 +135,33 @@ class InboxService:
         its recipient only to be shown, never acted on. Body addresses never match."""
         for rule, ids in (("in_reply_to", parsed.in_reply_to[:MAX_IDS]),
                           ("references", parsed.references[::-1][:MAX_IDS])):
-            sent = self.db.sent_by_message_ids(list(ids))
+            sent = self.store.sent_by_message_ids(list(ids))
             if sent is not None:
                 return Match(sent.lead_id, sent, rule)
-        if auth_results.dmarc_failed(raw, self.app.settings.inbound.authserv_id):
+        if auth_results.dmarc_failed(raw, self.inbound.authserv_id):
             return Match(note="DMARC failed: matched by thread headers only")
         token = parsed.unsubscribe_token
         if token is None:
             found = _SUBJECT_TOKEN_RE.search(parsed.subject[:2000] or "")
             token = found.group(1) if found else None
         if token:
-            read = tokens.read_unsubscribe_token(self.app.secret_key(required=False), token)
-            if read is not None and self.db.lead_by_id(read[0]) is not None:
+            read = tokens.read_unsubscribe_token(self.secret_key, token)
+            if read is not None and self.store.lead_by_id(read[0]) is not None:
                 return Match(read[0], None, "unsubscribe_token")
         if parsed.original_message_id or parsed.original_references:
             originals = [parsed.original_message_id] if parsed.original_message_id else []
-            sent = self.db.sent_by_message_ids(
+            sent = self.store.sent_by_message_ids(
                 [*originals, *parsed.original_references][:MAX_IDS])
             if sent is not None:
                 return Match(sent.lead_id, sent, "dsn_message_id")
         if is_report(parsed, result):
             # Anyone can write a report naming an address: shown on the lead, never acted on.
-            lead_id = self.db.lead_id_by_emails(parsed.final_recipients[:MAX_RECIPIENTS])
+            lead_id = self.store.lead_id_by_emails(parsed.final_recipients[:MAX_RECIPIENTS])
             return Match(lead_id, None, "final_recipient" if lead_id else None, trusted=False)
         if parsed.from_addr:
-            lead = self.db.lead_by_email(parsed.from_addr)
+            lead = self.store.lead_by_email(parsed.from_addr)
             if lead is not None:
-                return Match(lead.id, self.db.last_email_to(lead.id), "from_address")
+                return Match(lead.id, self.store.last_email_to(lead.id), "from_address")
         return Match()
 
     # --- actions --------------------------------------------------------------------------------
@@ -171,9 +185,9 @@ class InboxService:
                 return self._policy_alert(match, result)
             if "delayed" in result.reason.lower():
                 return "none: delay warning (not final)"
-            limit = self.app.settings.inbound.soft_bounce_limit
-            window = self.app.settings.inbound.soft_bounce_window_days
-            count = self.db.add_soft_bounce(match.lead_id, window)
+            limit = self.inbound.soft_bounce_limit
+            window = self.inbound.soft_bounce_window_days
+            count = self.store.add_soft_bounce(match.lead_id, window)
             if limit and count >= limit:
                 return self._suppress(match.lead_id, SuppressionReason.BOUNCED,
                                       EnrollmentStatus.BOUNCED,
@@ -184,23 +198,20 @@ class InboxService:
                                   EnrollmentStatus.UNSUBSCRIBED, "spam complaint")
         return "none"
 
-    def _sequence_campaigns(self) -> set[str]:
-        return {slug for slug, c in self.app.catalog.campaigns.items() if c.kind != "newsletter"}
-
     def _human(self, parsed: ParsedMessage, match: Match, received: datetime) -> str:
         lead_id = match.lead_id
         assert lead_id is not None
-        newsletters = {slug for slug, c in self.app.catalog.campaigns.items()
+        newsletters = {slug for slug, c in self.catalog().campaigns.items()
                        if c.kind == "newsletter"}
-        open_rows = self.db.enrollments_of(lead_id, statuses=["active", "waiting", "paused"])
+        open_rows = self.store.enrollments_of(lead_id, statuses=["active", "waiting", "paused"])
         stop = [r for r in open_rows if r.campaign not in newsletters]
         closed = []
         for row in stop:
-            closed += self.db.close_enrollments([lead_id], EnrollmentStatus.REPLIED,
+            closed += self.store.close_enrollments([lead_id], EnrollmentStatus.REPLIED,
                                                 f"replied ({match.matched_by})",
                                                 campaign=row.campaign)
-        now = self.app.clock.now()
-        self.app.metrics.reply_to_stop.observe(max((now - received).total_seconds(), 0.0))
+        now = self.clock.now()
+        self.metrics.replied((now - received).total_seconds())
         paused = self._pause_company(lead_id, [c for _, c in closed])
         self._forward(parsed, match, len(closed))
         parts = [f"replied: {len(closed)} enrolment(s) stopped"]
@@ -209,27 +220,27 @@ class InboxService:
         return "; ".join(parts)
 
     def _pause_company(self, lead_id: int, campaigns: list[str]) -> int:
-        lead = self.db.lead_by_id(lead_id)
+        lead = self.store.lead_by_id(lead_id)
         if lead is None or is_free_mail(lead.domain):
             return 0
-        pausing = [c for c in campaigns if (camp := self.app.catalog.campaigns.get(c))
+        pausing = [c for c in campaigns if (camp := self.catalog().campaigns.get(c))
                    and camp.on_reply == "pause-company"]
         if not pausing:
             return 0
-        colleagues = [i for i in self.db.lead_ids_by_domain(lead.domain) if i != lead_id]
+        colleagues = [i for i in self.store.lead_ids_by_domain(lead.domain) if i != lead_id]
         count = 0
         for slug in pausing:
-            count += len(self.db.close_enrollments(
+            count += len(self.store.close_enrollments(
                 colleagues, EnrollmentStatus.PAUSED, f"colleague {mask(lead.email)} replied",
                 ["active", "waiting"], slug))
         return count
 
     def _forward(self, parsed: ParsedMessage, match: Match, stopped: int) -> None:
         assert match.lead_id is not None
-        lead = self.db.lead_by_id(match.lead_id)
-        if lead is None or not self.app.settings.notify.forward_replies:
+        lead = self.store.lead_by_id(match.lead_id)
+        if lead is None or not self.notify.forward_replies:
             return
-        to = lead.owner or self.app.settings.notify.default_owner
+        to = lead.owner or self.notify.default_owner
         if not to:
             return
         where = (f"{match.touch.campaign} / step {match.touch.step_id} (touch "
@@ -237,17 +248,17 @@ class InboxService:
         body = (f"{lead.email} replied to {where}. {stopped} sequence(s) stopped.\n"
                 f"From: {parsed.from_addr}\nSubject: {parsed.subject}\n\n"
                 f"{(parsed.new_text or parsed.text or '').strip()[:EXCERPT_CHARS]}\n\n-- Nurture")
-        self.db.add_notification("reply", to, f"Reply from {lead.email}: {parsed.subject}"[:300],
+        self.store.add_notification("reply", to, f"Reply from {lead.email}: {parsed.subject}"[:300],
                                  body, reply=reply_thread(parsed, lead))
 
     def _postpone(self, lead_id: int, return_date: date | None, received: datetime) -> str:
-        settings = self.app.settings.inbound
-        lead = self.db.lead_by_id(lead_id)
+        settings = self.inbound
+        lead = self.store.lead_by_id(lead_id)
         assert lead is not None
-        now = self.app.clock.now()
+        now = self.clock.now()
         moved = []
-        for row in self.db.enrollments_of(lead_id, statuses=["active", "waiting"]):
-            camp = self.app.catalog.campaigns.get(row.campaign)
+        for row in self.store.enrollments_of(lead_id, statuses=["active", "waiting"]):
+            camp = self.catalog().campaigns.get(row.campaign)
             if camp is None or camp.kind == "newsletter":
                 continue
             if row.next_due_at is None:
@@ -258,28 +269,26 @@ class InboxService:
                 continue
             why = (f"out of office until {return_date.isoformat()}" if return_date
                    else f"out of office, no return date: {settings.ooo_default_days} days")
-            self.db.set_enrollment(row.id, status="waiting", reason=why, next_due_at=new)
+            self.store.set_enrollment(row.id, status="waiting", reason=why, next_due_at=new)
             moved.append(f"{row.campaign} to {new.astimezone(cal.tz).isoformat()}")
         return "postponed: " + ", ".join(moved) if moved else "none: nothing to postpone"
 
     def _suppress(self, lead_id: int, reason: SuppressionReason, status: EnrollmentStatus,
                   why: str) -> str:
-        lead = self.db.lead_by_id(lead_id)
-        if lead is None:
+        done = self.suppress(lead_id, reason, status, why)
+        if done is None:
             return "none"
-        self.db.add_suppression(lead.email, reason.value, why[:500])
-        closed = self.db.close_enrollments([lead_id], status, why[:500])
-        return f"suppressed ({reason.value}); {len(closed)} enrolment(s) {status.value}"
+        return f"suppressed ({reason.value}); {len(done.closed)} enrolment(s) {status.value}"
 
     def _policy_alert(self, match: Match, result: Classification) -> str:
-        to = self.app.settings.notify.default_owner
-        lead = self.db.lead_by_id(match.lead_id or 0)
+        to = self.notify.default_owner
+        lead = self.store.lead_by_id(match.lead_id or 0)
         if lead is not None and lead.owner:
             to = lead.owner
         log.warning("action=policy_bounce alert=%r lead=%s", result.reason[:300],
                     mask(lead.email if lead else None))
         if to:
-            self.db.add_notification("policy_bounce", to, "Mail refused by policy",
+            self.store.add_notification("policy_bounce", to, "Mail refused by policy",
                                      f"A mail to {lead.email if lead else '?'} was refused for a "
                                      f"reason on our side:\n\n{result.reason}\n\nThe lead stays "
                                      "on the list. Check the sending domain's reputation, SPF, "

@@ -1,0 +1,45 @@
+"""Use-case: an address is dead (bounced, unsubscribed, complained): suppress it, close its
+enrolments. Written once, used by SMTP-time refusals, inbound mail and the by-hand actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.domain.model import EnrollmentStatus, Lead, SuppressionReason
+from worker.ports import SuppressionStore
+
+#: The reason stored on the suppression and on each closed enrolment is cut to this length.
+WHY_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """What suppressing did: the lead, whether the address was new on the list, and the
+    (enrollment id, campaign) of each enrolment closed."""
+
+    lead: Lead
+    added: bool
+    closed: list[tuple[int, str]]
+
+
+class Suppress:
+    """Put a lead's address on the suppression list and close its open enrolments.
+
+    Args:
+        store: the lead, the suppression list and the enrolments (``SuppressionStore``).
+    """
+
+    def __init__(self, store: SuppressionStore) -> None:
+        self.store = store
+
+    def __call__(self, lead_id: int, reason: SuppressionReason, status: EnrollmentStatus,
+                 why: str) -> Suppressed | None:
+        """Suppress the lead's address for ``reason`` and move its open enrolments to
+        ``status``; None if there is no such lead. Safe to repeat."""
+        lead = self.store.lead_by_id(lead_id)
+        if lead is None:
+            return None
+        why = why[:WHY_CHARS]
+        added = self.store.add_suppression(lead.email, reason.value, why)
+        closed = self.store.close_enrollments([lead_id], status, why)
+        return Suppressed(lead, added, closed)
