@@ -75,9 +75,11 @@ def _next_step(app: App, row: EnrollmentRow, touches: list[Any]) -> str | None:
 
 def _sent_at(t: Any) -> datetime | None:
     if t.kind == "task":
-        return t.created_at
+        task_at: datetime | None = t.created_at
+        return task_at
     # Sent means accepted: a mail handed over without an answer yet (or in doubt) is not.
-    return t.accepted_at if t.state == "accepted" else None
+    at: datetime | None = t.accepted_at if t.state == "accepted" else None
+    return at
 
 
 def _touch(t: Any) -> dict[str, Any]:
