@@ -17,7 +17,7 @@ from worker.adapters.db import models as m
 from worker.domain import schedule, sequence
 from worker.domain.leads import LeadInput, parse_lead
 from worker.domain.model import EnrollmentStatus, SuppressionReason
-from worker.errors import LeadError, NotFound, UserError
+from worker.errors import LeadError, LimitError, NotFound, Problem, UserError
 from worker.logs import mask
 
 if TYPE_CHECKING:
@@ -109,7 +109,11 @@ class Service:
         ctx = sequence.condition_context(lead, types)
         enrolled: list[str] = []
         for slug, camp in sorted(self.app.catalog.campaigns.items()):
-            if camp.enroll_condition is None or not camp.enroll_condition(ctx):
+            try:
+                if camp.enroll_condition is None or not camp.enroll_condition(ctx):
+                    continue
+            except LimitError as exc:
+                self.app.catalog.skip(slug, Problem(exc.template, exc.line, exc.reason))
                 continue
             if self.db.enrollments_of(lead_id, slug) and not contact:
                 continue  # enrolled once already (open or finished)

@@ -50,6 +50,13 @@ def _check_filter(name: str, a: dict[str, Any]) -> None:
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` with the deadline, its arguments checked before and its result after."""
     signature = inspect.signature(func)
+    params = list(signature.parameters.values())
+    if getattr(func, "jinja_pass_arg", None) is not None and (not params or params[0].name not in
+                                                              ("eval_ctx", "environment", "env",
+                                                               "context")):
+        # An async_variant wrapper: its sync function's signature lacks the passed argument.
+        passed = inspect.Parameter("passed", inspect.Parameter.POSITIONAL_ONLY)
+        signature = signature.replace(parameters=[passed, *params])
 
     def bounded(*args: Any, **kwargs: Any) -> Any:
         tick()
