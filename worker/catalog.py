@@ -87,6 +87,17 @@ class Catalog:
         """A short fingerprint of the files this catalog was read from."""
         return hashlib.sha256(repr(self.signature).encode()).hexdigest()[:16]
 
+    def skip(self, slug: str, problem: Problem) -> None:
+        """Stop using a loaded campaign that went past a sandbox limit at run time: its leads
+        wait (as for any broken campaign) until its files change. Logged once."""
+        camp = self.campaigns.pop(slug, None)
+        if camp is None:
+            return
+        self.partial[slug] = camp
+        self.problems[slug] = [problem]
+        log.warning("action=campaign_skipped campaign=%s problem=%r detail=%r", slug, str(problem),
+                    "its leads wait until the campaign's files change (see `nurture check`)")
+
     def all_problems(self) -> list[Problem]:
         return sorted(p for probs in self.problems.values() for p in probs)
 

@@ -9,6 +9,7 @@
     │   ├── WorkerLockError      another worker already holds the SQLite database
     │   └── SecretKeyError       a stored secret does not decrypt with NURTURE_SECRET_KEY
     ├── TemplateError            a template failed to compile or render (names the template)
+    │   └── LimitError           ... by going past a sandbox limit: its campaign is skipped
     ├── StoreError               the database failed (wraps the driver's error)
     ├── DeliveryError            an outbound mail was not accepted
     │   ├── TransientDeliveryError   4xx, timeouts, dropped connections: retry later
@@ -89,6 +90,11 @@ class TemplateError(NurtureError):
         self.line = line
         self.reason = message
         super().__init__(f"{template}:{line}: {message}")
+
+
+class LimitError(TemplateError):
+    """A template or ``when`` went past a sandbox limit (size, depth, time): the worker skips
+    its campaign until the files change, rather than failing each lead."""
 
 
 class StoreError(NurtureError):

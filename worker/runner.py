@@ -198,7 +198,9 @@ class Runner(Delivery):
                                                                    app.catalog.digest))
             self.stats["render_process_batches"] += 1
         else:
-            planned = await self._store(app.planner.plan_claimed, rows, now)
+            # Reads and renders only: in a thread, never on the event loop (a slow template
+            # must not stop HTTP and the other campaigns; the sandbox bounds each render).
+            planned = await self._db(app.planner.plan_claimed, rows, now)
         return len(rows), await self._store(app.planner.record, planned, now)
 
     async def _warm_up(self, renderer: RenderProcess) -> None:

@@ -14,7 +14,7 @@ from worker.domain import policy, sequence
 from worker.domain.campaigns import Campaign
 from worker.domain.model import Lead
 from worker.domain.sequence import Plan, Policy, TouchPlan
-from worker.errors import TemplateError
+from worker.errors import LimitError, Problem, TemplateError
 from worker.logs import mask
 from worker.mailer import MailFactory
 from worker.ports import Envelope
@@ -41,19 +41,32 @@ class RenderResult:
     envelope: Envelope | None
     subject: str | None = None
     error: str | None = None
+    wait: bool = False  # the campaign is skipped: the lead waits, nothing is failed
 
 
 def render_mail(catalog: Catalog, factory: MailFactory, request: RenderRequest) -> RenderResult:
     """Build one mail; a template problem becomes an error result, never an exception."""
     campaign = catalog.campaigns.get(request.campaign)
     if campaign is None:
-        return RenderResult(None, error=f"campaign {request.campaign!r} is not loaded")
+        return RenderResult(None, error=f"campaign {request.campaign!r} is not loaded",
+                            wait=request.campaign in catalog.problems)
     try:
         envelope, subject = factory.build(campaign, request.touch, request.lead,
                                           request.enrollment_id, request.now)
+    except LimitError as exc:
+        catalog.skip(campaign.slug, Problem(exc.template, exc.line, exc.reason))
+        return RenderResult(None, error=str(exc), wait=True)
     except (TemplateError, ValueError) as exc:
         return RenderResult(None, error=str(exc))
     return RenderResult(envelope, subject)
+
+
+def _wait(enrollment_id: int, lead_id: int, step: int, now: datetime,
+          slug: str) -> EnrollmentChange:
+    """A lead of a campaign that is not loaded (or was skipped): it waits, unchanged."""
+    return EnrollmentChange(enrollment_id, lead_id, next_step=step,
+                            next_due_at=now + MISSING_CAMPAIGN_RETRY,
+                            reason=f"campaign {slug!r} is not loaded (see `nurture check`)")
 
 
 @dataclass
@@ -140,13 +153,16 @@ class Planner:
                                                        reason=f"lead suppressed: {reason}"))
                 continue
             campaign = self.catalog.campaigns.get(c.campaign)
-            if campaign is None:
-                staged.changes.append(EnrollmentChange(
-                    item.enrollment_id, lead_id, next_step=item.next_step,
-                    next_due_at=now + MISSING_CAMPAIGN_RETRY,
-                    reason=f"campaign {c.campaign!r} is not loaded (see `nurture check`)"))
+            plan = None
+            if campaign is not None:
+                try:
+                    plan = sequence.plan_due(campaign, item, now, self.rules, self.rng)
+                except LimitError as exc:  # a `when` past a limit for this lead
+                    self.catalog.skip(campaign.slug, Problem(exc.template, exc.line, exc.reason))
+            if campaign is None or plan is None:
+                staged.changes.append(_wait(item.enrollment_id, lead_id, item.next_step, now,
+                                            c.campaign))
                 continue
-            plan = sequence.plan_due(campaign, item, now, self.rules, self.rng)
             self._collect(campaign, c, plan, now, staged.touches, staged.changes, staged.pending)
         return staged
 
@@ -221,6 +237,9 @@ class Planner:
         item, plan, campaign = p.claimed.item, p.plan, p.campaign
         lead = item.lead
         assert plan.email is not None and plan.after is not None
+        if result.wait:
+            changes.append(_wait(item.enrollment_id, lead.id, item.next_step, now, campaign.slug))
+            return
         row = self._touch_row(campaign, p.claimed, plan.email, now)
         if result.envelope is None:
             reason = f"cannot render: {result.error}"

@@ -73,6 +73,7 @@ def lint(camp: Campaign, factory: MailFactory) -> list[Problem]:
     except ValueError as exc:
         problems.append(Problem(camp.file, camp.lines.get("window", 1), str(exc)))
         return problems
+    problems.extend(_condition_limits(camp))
     items: list[Step | Issue] = [*camp.steps, *camp.issues]
     for item in items:
         step_id = item.id
@@ -99,6 +100,18 @@ def lint(camp: Campaign, factory: MailFactory) -> list[Problem]:
                 reason = _bad_link(href)
                 if reason:
                     problems.append(Problem(mail.name, _line_of(mail.source, href), reason))
+    return problems
+
+
+def _condition_limits(camp: Campaign) -> list[Problem]:
+    """A `when` that goes past a sandbox limit for the sample lead (the worker would skip
+    the campaign)."""
+    problems: list[Problem] = []
+    for when in camp.conditions.values():
+        try:
+            when(sequence.condition_context(SAMPLE_LEAD))
+        except TemplateError as exc:
+            problems.append(Problem(exc.template, exc.line, exc.reason))
     return problems
 
 

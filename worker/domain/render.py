@@ -18,48 +18,17 @@ import css_inline
 import html2text
 import jinja2
 import yaml
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markdown_it import MarkdownIt
 
-from worker.errors import TemplateError
+from worker.domain.sandbox import SandboxLimit, deadline
+from worker.domain.sandbox_env import BoundedSandbox
+from worker.errors import LimitError, TemplateError
 
 _JINJA_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _TOKEN_RE = re.compile(r"XJNJ(\d{5})X")
 _INCLUDE_RE = re.compile(r"\{%-?\s*include\s+[\"']([^\"']+)[\"']\s*-?%\}")
 _CONTENT_RE = re.compile(r"\{\{\s*content\s*\}\}")
 _MD_LINK_RE = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
-_SAFE_GLOBALS = ("dict", "namespace")
-MAX_RANGE = 1000
-MAX_PRODUCT = 100_000   # characters or items a template may build with * in one go
-MAX_EXPONENT = 64
-
-
-def _bounded_range(*args: int) -> range:
-    numbers = range(*args)
-    if len(numbers) > MAX_RANGE:
-        raise SecurityError(f"range() is limited to {MAX_RANGE} items in a template")
-    return numbers
-
-
-class _BoundedSandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, with limits on what a template may compute: a campaign template must
-    not be able to stop the worker by building something huge."""
-
-    intercepted_binops = frozenset(["*", "**"])
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and (not isinstance(right, (int, float)) or abs(right) > MAX_EXPONENT
-                                 or isinstance(left, (str, list, tuple))):
-            raise SecurityError(f"** is limited to exponents up to {MAX_EXPONENT} in a template")
-        if operator == "*":
-            for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(count, int) \
-                        and len(seq) * count > MAX_PRODUCT:
-                    raise SecurityError(f"the result of * would be over {MAX_PRODUCT} long")
-        return super().call_binop(context, operator, left, right)
-
-
 def _nested_loop_line(ast: jinja2.nodes.Template) -> int:
     """The line of a loop inside another loop (refused: its cost multiplies), else 0."""
     for outer in ast.find_all(jinja2.nodes.For):
@@ -140,27 +109,34 @@ class CompiledMail:
     links: list[str] = field(default_factory=list)
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
-        """Render for one lead. Raises TemplateError naming the template file and line."""
+        """Render for one lead. Raises TemplateError naming the template file and line
+        (LimitError when a sandbox limit was reached)."""
         try:
-            subject = " ".join(self.subject.render(context).split())
-            pre = " ".join(self.preheader.render(context).split()) if self.preheader else ""
-            ctx = dict(context, preheader=pre, subject=subject)
-            return Rendered(subject, pre, self.html.render(ctx), self.text.render(ctx))
+            with deadline():
+                return self._render(context)
         except jinja2.TemplateError as exc:
             raise self._locate(exc, context) from None
         except (TypeError, ValueError, ArithmeticError, RecursionError, MemoryError) as exc:
             raise self._locate(exc, context) from None
 
+    def _render(self, context: Mapping[str, Any]) -> Rendered:
+        subject = " ".join(self.subject.render(context).split())
+        pre = " ".join(self.preheader.render(context).split()) if self.preheader else ""
+        ctx = dict(context, preheader=pre, subject=subject)
+        return Rendered(subject, pre, self.html.render(ctx), self.text.render(ctx))
+
     def _locate(self, exc: Exception, context: Mapping[str, Any]) -> TemplateError:
         """Re-render the untransformed body so the error carries the file's own line."""
         line = _template_line(exc.__traceback__, self.name)
         try:
-            self.raw_body.render(dict(context, preheader="", subject=""))
+            with deadline():
+                self.raw_body.render(dict(context, preheader="", subject=""))
         except (Exception, RecursionError, MemoryError) as raw_exc:  # noqa: BLE001 - any template failure
             line = _template_line(raw_exc.__traceback__, self.name) or line
         if not line:
             line = front_matter_line(self.source, "subject")
-        return TemplateError(self.name, line or 1, _describe(exc))
+        limit = isinstance(exc, (SandboxLimit, RecursionError, MemoryError))
+        return (LimitError if limit else TemplateError)(self.name, line or 1, _describe(exc))
 
 
 def _describe(exc: Exception) -> str:
@@ -188,18 +164,14 @@ class Renderer:
         self.layouts = dict(layouts)
         self.html_env = self._env(autoescape=True)
         self.text_env = self._env(autoescape=False)
-        self.expr_env = ImmutableSandboxedEnvironment(undefined=jinja2.ChainableUndefined)
+        self.expr_env = BoundedSandbox(undefined=jinja2.ChainableUndefined)
         self._markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
         self._inliner = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
 
     @staticmethod
-    def _env(autoescape: bool) -> ImmutableSandboxedEnvironment:
-        env = _BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=autoescape,
+    def _env(autoescape: bool) -> BoundedSandbox:
+        return BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=autoescape,
                               keep_trailing_newline=True)
-        # A template can read the lead, not the worker: keep only harmless globals.
-        env.globals = {k: v for k, v in env.globals.items() if k in _SAFE_GLOBALS}
-        env.globals["range"] = _bounded_range
-        return env
 
     def compile(self, name: str, source: str, layout: str = "layout") -> CompiledMail:
         """Compile a step or issue file. Raises TemplateError with the file's line."""
@@ -265,18 +237,24 @@ class Renderer:
 
     def compile_condition(self, expr: str, name: str, line: int) -> Callable[[Mapping[str, Any]],
                                                                               bool]:
-        """Compile a ``when`` or ``enroll_when`` expression. Raises TemplateError."""
+        """Compile a ``when`` or ``enroll_when`` expression. Raises TemplateError, and
+        LimitError when it goes past a limit even without a lead (``7 ** 10**8 > 0``)."""
         try:
             compiled = self.expr_env.compile_expression(expr, undefined_to_none=True)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(name, line, f"bad expression {expr!r}: {exc.message}") from None
 
         def evaluate(context: Mapping[str, Any]) -> bool:
+            """True if the condition holds; raises LimitError past a sandbox limit."""
             try:
-                return bool(compiled(**context))
+                with deadline():
+                    return bool(compiled(**context))
+            except (SandboxLimit, RecursionError, MemoryError) as exc:
+                raise LimitError(name, line, f"{expr!r}: {_describe(exc)}") from None
             except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError):
                 return False  # a condition over a missing or odd field is simply not met
 
+        evaluate({})  # a limit that does not depend on the lead is found when the file is read
         return evaluate
 
 

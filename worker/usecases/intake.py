@@ -11,7 +11,7 @@ from typing import Any
 from worker.catalog import Catalog
 from worker.domain import sequence
 from worker.domain.leads import LeadInput, parse_lead
-from worker.errors import LeadError, NotFound
+from worker.errors import LeadError, LimitError, NotFound, Problem
 from worker.logs import mask
 from worker.ports import Clock, EnrollResult, LeadStore, Wake
 
@@ -105,8 +105,13 @@ class Intake:
         assert lead is not None
         ctx = sequence.condition_context(lead, types)
         enrolled: list[str] = []
-        for slug, camp in sorted(self.catalog().campaigns.items()):
-            if camp.enroll_condition is None or not camp.enroll_condition(ctx):
+        catalog = self.catalog()
+        for slug, camp in sorted(catalog.campaigns.items()):
+            try:
+                if camp.enroll_condition is None or not camp.enroll_condition(ctx):
+                    continue
+            except LimitError as exc:  # past a sandbox limit: the campaign is skipped, logged once
+                catalog.skip(slug, Problem(exc.template, exc.line, exc.reason))
                 continue
             if self.store.enrollments_of(lead_id, slug) and not contact:
                 continue  # enrolled once already (open or finished)
