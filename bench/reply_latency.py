@@ -30,7 +30,6 @@ from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import ScriptedSmtpServer
 from tests.workspace import make_app, two_steps
 from worker.adapters.db import models as m
-from worker.runner import Runner
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -74,7 +73,7 @@ def main() -> int:
                        IMAP__HOST=account.host, IMAP__PORT=str(account.port),
                        IMAP__USERNAME=account.username, IMAP__PASSWORD=account.password,
                        LOGGING__LEVEL="WARNING")
-        runner = Runner(app)
+        runner = app.make_runner()
         thread = threading.Thread(target=lambda: asyncio.run(runner.run()), daemon=True)
         thread.start()
         leads = [f"lead{i}@latency.test" for i in range(args.replies)]

@@ -147,7 +147,7 @@ def child(url: str, now_iso: str, limit: int, mode: str, explain: bool) -> None:
 
     import worker.adapters.http  # noqa: F401 - the footprint of `nurture run`
     import worker.app  # noqa: F401
-    import worker.runner  # noqa: F401
+    import worker.engine.runner  # noqa: F401
     from worker.adapters.db import Database
     from worker.adapters.db.engine import make_engine
 

@@ -34,7 +34,6 @@ from worker.domain.leads import parse_lead
 from worker.domain.model import Lead
 from worker.domain.sequence import TouchPlan
 from worker.ports import Envelope
-from worker.runner import Runner
 
 CAMPAIGN = """
 name = "Throughput"
@@ -132,7 +131,7 @@ def main() -> int:
                        WORKER__RENDER_PROCESS=os.environ.get("RENDER", "true"))
         bare = asyncio.run(bare_loop(sink.port, prebuilt(app, args.count), args.connections))
         before = sink.count
-        runner = Runner(app)  # as `nurture run`: with its render process
+        runner = app.make_runner()  # as `nurture run`: with its render process
 
         async def scenario() -> float:
             task = asyncio.create_task(runner.run())

@@ -24,7 +24,7 @@ from tests.servers._util import free_port
 from tests.servers.smtp import ReceivedMessage, ScriptedSmtpServer
 from tests.workspace import API_TOKEN, FakeClock, email_template, make_app, write_campaign
 from worker.app import App
-from worker.runner import Runner
+from worker.engine.runner import Runner
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 HELLO = """
@@ -100,7 +100,7 @@ async def start_worker(tmp: Path, smtp: ScriptedSmtpServer | None, **env: str) -
     settings.update(env)
     clock = FakeClock()
     app = await asyncio.to_thread(make_app, tmp, clock, **settings)
-    runner = Runner(app)
+    runner = app.make_runner()
     task = asyncio.create_task(runner.run())
     base_url = f"http://127.0.0.1:{port}"
     client = httpx.AsyncClient(base_url=base_url, timeout=10.0)

@@ -24,7 +24,6 @@ from tests.servers.smtp import ScriptedSmtpServer
 from worker.app import App
 from worker.cli import main
 from worker.config import load_settings
-from worker.runner import Runner
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -192,7 +191,7 @@ class Scenario:
         """One `nurture run --once` at the fake clock's time (on a clone's ``config``)."""
         app = self.app(config)
         try:
-            assert asyncio.run(Runner(app, once=True).run()) == 0
+            assert asyncio.run(app.make_runner(once=True).run()) == 0
         finally:
             app.db.engine.dispose()
 

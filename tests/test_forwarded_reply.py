@@ -90,8 +90,8 @@ def test_the_daily_task_digest_goes_once_to_each_owner_with_their_tasks_soonest_
                           owner=owner, task_text=text, due_at=now + timedelta(days=days),
                           created_at=now))
     # When the digest hour has passed, twice the same day
-    app.task_digest_if_due()
-    app.task_digest_if_due()
+    app.notify.digest_if_due()
+    app.notify.digest_if_due()
     # Then each owner got one digest, owners and tasks soonest first, none for nobody
     notes = app.db.unsent_notifications()
     assert [(n.kind, n.to_addr, n.subject) for n in notes] == [

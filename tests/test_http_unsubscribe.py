@@ -30,7 +30,6 @@ from tests.servers.smtp import ScriptedSmtpServer
 from tests.workspace import SECRET, make_app
 from worker.adapters.db import models as m
 from worker.domain.tokens import make_unsubscribe_token
-from worker.runner import Runner
 
 # --- unsubscribe -------------------------------------------------------------------------------
 
@@ -211,11 +210,11 @@ async def test_server_stops_with_the_worker_and_sigterm_stays_the_workers(
 async def test_http_can_be_turned_off(tmp_path: Path, caplog: pytest.LogCaptureFixture
                                       ) -> None:
     # Given http.enabled = false
-    caplog.set_level(logging.INFO, logger="worker.runner")
+    caplog.set_level(logging.INFO, logger="worker.engine.runner")
     port = free_port()
     app = await asyncio.to_thread(make_app, tmp_path, None, HTTP__ENABLED="false",
                                   HTTP__PORT=str(port))
-    runner = Runner(app)
+    runner = app.make_runner()
     task = asyncio.create_task(runner.run())
     try:
         # When the worker has started
@@ -241,7 +240,7 @@ async def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         # When the worker starts
         from worker.errors import ConfigError
         with pytest.raises(ConfigError, match="http.port"):
-            await asyncio.wait_for(Runner(app).run(), 20)
+            await asyncio.wait_for(app.make_runner().run(), 20)
     finally:
         blocker.close()
         await blocker.wait_closed()

@@ -18,7 +18,6 @@ from tests.servers.smtp import ScriptedSmtpServer
 from tests.workspace import make_app, two_steps
 from worker.adapters.db import models as m
 from worker.app import App
-from worker.runner import Runner
 
 pytestmark = pytest.mark.dovecot
 
@@ -37,7 +36,7 @@ class Worker:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.runner = Runner(app)
+        self.runner = app.make_runner()
         self.code: int | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 

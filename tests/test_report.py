@@ -44,7 +44,6 @@ from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import ScriptedSmtpServer
 from worker.app import App
 from worker.config import load_settings
-from worker.runner import Runner
 
 pytestmark = pytest.mark.dovecot
 
@@ -247,7 +246,7 @@ def test_report_with_the_embedded_maildirs(tmp_path: Path) -> None:
 
     def run() -> None:
         app = App(load_settings(config, env), clock=clock)
-        assert asyncio.run(Runner(app, once=True).run()) == 0
+        assert asyncio.run(app.make_runner(once=True).run()) == 0
         app.db.engine.dispose()
 
     def outbox() -> dict[str, str]:

@@ -14,7 +14,6 @@ from tests.servers.smtp import ScriptedSmtpServer
 from tests.workspace import FakeClock, email_template, make_app, run_once, write_campaign
 from worker.adapters.db import models as m
 from worker.app import App
-from worker.runner import Runner
 
 SEQ = """
 name = "Seq"
@@ -237,7 +236,7 @@ def test_throttling_slows_the_mailbox_and_defers(tmp_path: Path,
     app = smtp_app(tmp_path, smtp_server)
     app.service.intake({"email": "ann@acme.test"}, campaign="seq")
     smtp_server.fail_next(1, "421 4.7.0 Too many messages, slow down")
-    runner = Runner(app, once=True)
+    runner = app.make_runner(once=True)
     asyncio.run(runner.run())
     assert runner.stats["deferred"] == 1 and "default" in runner.throttled_until
     assert smtp_server.messages == []
@@ -316,7 +315,7 @@ def test_short_waits_with_the_real_clock(tmp_path: Path, smtp_server: ScriptedSm
     app = smtp_app(tmp_path, smtp_server)
 
     async def scenario() -> None:
-        runner = Runner(app)
+        runner = app.make_runner()
         task = asyncio.create_task(runner.run())
         await asyncio.sleep(0.3)
         app.service.intake({"email": "ann@acme.test"}, campaign="quick")  # wakes the runner

@@ -15,7 +15,6 @@ from tests.test_worker import parsed
 from tests.workspace import FakeClock, email_template, make_app, write_campaign
 from worker.adapters.db import models as m
 from worker.app import App
-from worker.runner import Runner
 
 THREADED = """
 name = "Threaded"
@@ -49,7 +48,7 @@ def test_the_render_process_plans_and_renders_big_batches_from_the_lead_data(
         "again.md": email_template("ignored for a threaded step")})
     app = make_app(tmp_path, clock, OUTBOUND__TRANSPORT="smtp", SMTP__HOST="127.0.0.1",
                    SMTP__PORT=str(smtp_server.port), WORKER__RENDER_PROCESS="true")
-    runner = Runner(app)
+    runner = app.make_runner()
 
     async def scenario() -> None:
         task = asyncio.create_task(runner.run())
@@ -113,7 +112,7 @@ def test_a_step_planned_again_while_in_flight_is_sent_once(
                    SMTP__PORT=str(smtp_server.port), SMTP__TIMEOUT_S="5")
     smtp_server.stall(1.5, accept=True)
     app.service.intake({"email": "lee@acme.test"}, campaign="threaded")
-    runner = Runner(app)
+    runner = app.make_runner()
 
     async def scenario() -> None:
         task = asyncio.create_task(runner.run())

@@ -20,7 +20,7 @@ from tests.servers.smtp import ScriptedSmtpServer
 from tests.test_processes import enrol_many, spawn, wait_until, workspace
 from tests.workspace import env_for, make_app, run_once, two_steps
 from worker.adapters.db import models as m
-from worker.delivery import Pause, throttle_after
+from worker.engine.dispatch import Pause, throttle_after
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

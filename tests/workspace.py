@@ -108,8 +108,7 @@ def make_app(tmp: Path, clock: Any = None, **env: str) -> App:
 
 def run_once(app: App) -> int:
     """One `nurture run --once` pass in this process."""
-    from worker.runner import Runner
-    return asyncio.run(Runner(app, once=True).run())
+    return asyncio.run(app.make_runner(once=True).run())
 
 
 def outbox(tmp: Path) -> list[bytes]:

@@ -3,8 +3,8 @@
 Commands build an ``App`` from settings and ask it for what they need; nothing is opened
 until it is used (``check``, ``simulate`` and ``preview`` never touch the database). Each
 use-case (``worker/usecases``) is handed exactly the ports it needs; ``App`` holds no
-use-case logic of its own (``after_smtp_bounce``, ``send_notification`` and
-``task_digest_if_due`` delegate, for the loop that calls them).
+use-case logic of its own. The loop (``worker/engine``) is built here too, from its
+collaborators (``runner_parts``); waking it is a callback the use-cases are given.
 """
 
 from __future__ import annotations
@@ -15,15 +15,18 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from worker.catalog import Catalog, disk_signature, load_catalog
+from worker.catalog import Catalog, CatalogHolder, disk_signature, load_catalog
 from worker.config import Settings
 from worker.domain import tokens
-from worker.domain.model import EnrollmentStatus, SuppressionReason
 from worker.domain.sequence import Policy
+from worker.engine.planning import Planner
+from worker.engine.render_process import RenderProcess
+from worker.engine.runner import Runner
 from worker.errors import UserError, WorkerLockError
 from worker.mailer import DEFAULT_MAILBOX, MailFactory, install_tag
 from worker.metrics import Metrics
@@ -31,23 +34,15 @@ from worker.ports import Clock, Mailbox, Sender, SystemClock
 from worker.usecases.by_hand import ByHand
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
-from worker.usecases.notify import NoteRow, Notify
+from worker.usecases.notify import Notify
 from worker.usecases.suppress import Suppress
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
     from worker.adapters.db.people import PeopleRows
     from worker.adapters.http_context import HttpPorts, LoopState
-    from worker.rendering import RenderProcess
-    from worker.sending import Planner
 
 log = logging.getLogger(__name__)
-
-
-class Loop(Protocol):
-    """The running worker loop as the root sees it (set by the loop while it runs)."""
-
-    def wake(self) -> None: ...
 
 
 class App:
@@ -57,7 +52,8 @@ class App:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.runner: Loop | None = None
+        self.wake_loop: Callable[[], None] | None = None  # the loop's wake, once built
+        self.catalogs = CatalogHolder(self._load_catalog)
         self._lock_fd: int | None = None
 
     # --- the database ---------------------------------------------------------------------------
@@ -71,8 +67,12 @@ class App:
 
     # --- campaigns ------------------------------------------------------------------------------
 
-    @cached_property
+    @property
     def catalog(self) -> Catalog:
+        """The campaigns as they are now."""
+        return self.catalogs.get()
+
+    def _load_catalog(self) -> Catalog:
         return load_catalog(self.settings.campaigns_dir, self.settings.templates_dir,
                             mailbox_names=frozenset(self.settings.mailboxes))
 
@@ -81,9 +81,8 @@ class App:
         signature = disk_signature(self.settings.campaigns_dir, self.settings.templates_dir)
         if signature == self.catalog.signature:
             return False
-        fresh = load_catalog(self.settings.campaigns_dir, self.settings.templates_dir,
-                             mailbox_names=frozenset(self.settings.mailboxes))
-        self.__dict__["catalog"] = fresh
+        fresh = self._load_catalog()
+        self.catalogs.replace(fresh)
         self.planner.catalog = fresh
         log.info("action=campaigns_reloaded campaigns=%d broken=%d", len(fresh.campaigns),
                  len(fresh.problems))
@@ -113,26 +112,23 @@ class App:
 
     @cached_property
     def planner(self) -> Planner:
-        from worker.sending import Planner
-        w = self.settings.worker
-        rules = Policy(w.late_policy, w.late_spread_h, self.settings.notify.default_owner or None)
-        return Planner(self.db, self.catalog, self.factory, rules, w.retry_base_s, w.retry_max_s)
+        return build_planner(self.settings, self.db, self.catalog, self.factory)
 
     def render_process(self) -> RenderProcess | None:
         """For `nurture run`: render big batches in a second process (the second core)."""
         if not self.settings.worker.render_process:
             return None
-        from worker.rendering import RenderProcess
-        return RenderProcess(self.settings, self.factory.key, self.factory.install)
+        return RenderProcess(self.settings, render_planner, self.factory.key,
+                             self.factory.install)
 
     def current_catalog(self) -> Catalog:
         """The campaigns as they are now (a reload replaces them while the worker runs)."""
-        return self.catalog
+        return self.catalogs.get()
 
     def wake(self) -> None:
         """Wake the running loop, if there is one (commands and tests run without)."""
-        if self.runner is not None:
-            self.runner.wake()
+        if self.wake_loop is not None:
+            self.wake_loop()
 
     @cached_property
     def suppress(self) -> Suppress:
@@ -272,17 +268,40 @@ class App:
                 continue
             self.db.wake_newsletter(camp.slug, camp.issues)
 
-    # --- what the loop calls (delegations to the use-cases) -----------------------------------
+    # --- the loop -----------------------------------------------------------------------------
 
-    def after_smtp_bounce(self, lead_id: int, code: int | None, text: str) -> None:
-        """A 5.1.x refusal at SMTP time: the address is dead; suppress it."""
-        self.suppress(lead_id, SuppressionReason.BOUNCED, EnrollmentStatus.BOUNCED,
-                      f"smtp {code} {text[:200]}")
+    def runner_parts(self, once: bool = False) -> dict[str, Any]:
+        """The loop's collaborators, as ``Runner``'s keyword arguments (tests swap one)."""
+        return dict(settings=self.settings, worker_id=self.worker_id, store=self.db,
+                    inline_store=self.db.is_sqlite, sender=self.sender,
+                    mailboxes=self.inbound, planner=self.planner,
+                    catalog=self.current_catalog, render_process=self.render_process,
+                    metrics=self.metrics, clock=self.clock, notify=self.notify,
+                    on_bounce=self.suppress.smtp_bounce, start=self.start_worker,
+                    stop=self.stop_worker, reset_doors=self.reset_doors,
+                    reload_catalog=self.reload_catalog_if_changed,
+                    start_http=self.start_http, once=once)
 
-    async def send_notification(self, note: NoteRow) -> str | None:
-        """Send one notification mail; returns an error text or None."""
-        return await self.notify.send(note)
+    def make_runner(self, once: bool = False, **replace: Any) -> Runner:
+        """The worker loop (`nurture run`), wired; ``replace`` swaps collaborators (tests)."""
+        runner = Runner(**{**self.runner_parts(once), **replace})
+        self.wake_loop = runner.wake
+        return runner
 
-    def task_digest_if_due(self) -> None:
-        """Once a day at ``notify.digest_hour`` (UTC), each owner gets their open tasks."""
-        self.notify.digest_if_due()
+
+def build_planner(settings: Settings, db: Database, catalog: Catalog,
+                  factory: MailFactory) -> Planner:
+    """The planner over a store, the campaigns and the mail factory."""
+    w = settings.worker
+    rules = Policy(w.late_policy, w.late_spread_h, settings.notify.default_owner or None)
+    return Planner(db, catalog, factory, rules, w.retry_base_s, w.retry_max_s)
+
+
+def render_planner(settings: Settings, key: bytes, install: str) -> Planner:
+    """The render process's planner: its own catalog and a connection of its own (reads)."""
+    from worker.adapters.db import Database
+    from worker.adapters.db.engine import make_engine
+    catalog = load_catalog(settings.campaigns_dir, settings.templates_dir,
+                           mailbox_names=frozenset(settings.mailboxes))
+    db = Database(make_engine(settings.database.url, 1))
+    return build_planner(settings, db, catalog, MailFactory(settings, key, install))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,3 +183,22 @@ def disk_signature(campaigns_dir: Path, templates_dir: Path) -> tuple[tuple[str,
                     except OSError:
                         continue
     return tuple(sorted(items))
+
+
+class CatalogHolder:
+    """The campaigns as they are now. A reload replaces them while the worker runs, so
+    use-cases keep the holder's ``get`` and call it each time, never a copy."""
+
+    def __init__(self, load: Callable[[], Catalog]) -> None:
+        self._load = load
+        self._current: Catalog | None = None
+
+    def get(self) -> Catalog:
+        """The current campaigns (read from disk on first use)."""
+        if self._current is None:
+            self._current = self._load()
+        return self._current
+
+    def replace(self, fresh: Catalog) -> None:
+        """Put freshly loaded campaigns in place of the current ones."""
+        self._current = fresh

@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run":
-        from worker.signals import catch_early_stop
+        from worker.engine.signals import catch_early_stop
         catch_early_stop()  # before the heavy imports of the worker
     if not getattr(args, "handler", None):
         parser.print_help()

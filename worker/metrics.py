@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:
-    from worker.sending import Job
+    from worker.engine.planning import Job
 
 DEGRADED_AFTER = timedelta(minutes=1)  # a door failing this long makes /healthz "degraded"
 _SPEED_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)

@@ -49,7 +49,6 @@ from worker.adapters.db import models as m
 from worker.adapters.http import build_asgi
 from worker.adapters.http_context import Context
 from worker.domain import tokens
-from worker.runner import Runner
 
 ALLOWED = {201, 400, 401, 413, 415}
 AUTH = f"Bearer {API_TOKEN}"
@@ -89,7 +88,8 @@ def serving(tmp: Path, **env: str) -> Iterator[Api]:
     with workspace(tmp, HTTP__MAX_BODY_BYTES=str(MAX_BODY), **env) as ws:
         for slug, toml in (("hello", HELLO), ("webinar", WEBINAR)):
             write_campaign(tmp / "campaigns", slug, toml, {"one.md": email_template("Hi")})
-        ctx = Context(ws.app.http_ports(), Runner(ws.app), SECRET.encode(), ThreadPoolExecutor(1))
+        ctx = Context(ws.app.http_ports(), ws.app.make_runner(), SECRET.encode(),
+                      ThreadPoolExecutor(1))
         with TestClient(build_asgi(ctx), raise_server_exceptions=False) as client:
             yield Api(ws, client)
         ctx.pool.shutdown()

@@ -30,7 +30,7 @@ from tests.workspace import FakeClock, make_app
 from worker.adapters.db import models as m
 from worker.adapters.db.rows import Outcome
 from worker.app import App
-from worker.runner import Runner
+from worker.engine.runner import Runner
 
 pytestmark = pytest.mark.postgres
 
@@ -226,7 +226,7 @@ def _lease_race(tmp_path: Path, smtp_server: ScriptedSmtpServer,
 def _run_a_until_withdrawn(app_a: App, linger_s: float,
                            look: Callable[[], R]) -> tuple[R, Runner]:
     """Run worker A until its hand-over was withdrawn, ``linger_s`` more, ``look()``, stop."""
-    runner = Runner(app_a)
+    runner = app_a.make_runner()
 
     async def scenario() -> R:
         task = asyncio.create_task(runner.run())
@@ -249,7 +249,7 @@ def test_the_next_step_keeps_its_wait_when_the_sender_lost_its_claim_meanwhile(
     app_a, app_b, enrollment_id, clock = _lease_race(tmp_path, smtp_server, pg_url)
     _run_a_until_withdrawn(app_a, 0.0, lambda: None)
     # When any worker looks for due work right after
-    asyncio.run(Runner(app_b, once=True).run())
+    asyncio.run(app_b.make_runner(once=True).run())
     # Then step two ("wait = 30d") is not sent: it is due 30 days after step one
     with app_b.db.session() as s:
         row = s.get(E, enrollment_id)

@@ -20,9 +20,8 @@ def init(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
 
 
 def run(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
-    from worker.runner import Runner
     app = App(settings())
-    runner = Runner(app, once=args.once)
+    runner = app.make_runner(once=args.once)
     if app.settings.worker.event_loop == "uvloop":
         import uvloop  # libuv's loop: about a third less CPU per mail than asyncio's own
         return uvloop.run(runner.run())

@@ -43,3 +43,8 @@ class Suppress:
         added = self.store.add_suppression(lead.email, reason.value, why)
         closed = self.store.close_enrollments([lead_id], status, why)
         return Suppressed(lead, added, closed)
+
+    def smtp_bounce(self, lead_id: int, code: int | None, text: str) -> None:
+        """A 5.1.x refusal at SMTP time: the address is dead; suppress it."""
+        self(lead_id, SuppressionReason.BOUNCED, EnrollmentStatus.BOUNCED,
+             f"smtp {code} {text[:200]}")

@@ -1,131 +1,140 @@
-"""Delivery: the channels (one SMTP connection each) and the ledger's group commit.
+"""Dispatch: the channels (one SMTP connection each), their queues, throttling and the count
+of mails in flight. The ``Runner`` owns one ``Dispatcher`` and hands it planned jobs; the
+dispatcher alone changes ``inflight``, ``drained`` and ``queues``.
 
-Each channel sends one mail at a time. Before a channel hands over a mail, the answer to its
-previous mail and the "handed over" mark of the next one are made durable in one group commit
-shared with every other channel (``Ledger``), so a kill at any instant repeats at most one
-mail per open connection, with the same Message-ID.
+Each channel sends one mail at a time; the answer to its previous mail and the "handed over"
+mark of the next one are made durable together through the ``Ledger``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
-from collections import Counter, defaultdict, deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from worker.adapters.db.rows import Outcome
-from worker.config import Settings
+from worker.engine.ledger import Ledger
+from worker.engine.planning import Job
 from worker.errors import PermanentDeliveryError, TransientDeliveryError
-from worker.ports import Gate
-from worker.sending import Job
-
-if TYPE_CHECKING:
-    from worker.app import App
+from worker.ports import Clock, Gate, Sender
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
-GATHER_S = 0.001       # how long a ledger commit waits for more connections to join it
-GATHER_UP_TO = 6
 THROTTLE_FIRST_S = 2.0  # the first pause of a throttled mailbox
 THROTTLE_MAX_S = 60.0
 THROTTLE_QUIET_S = 60.0  # throttling that ended this long ago starts over at the first pause
 
 
-class Ledger:
-    """Group commit of the per-mail ledger for every channel of this worker."""
+class OutcomePlanner(Protocol):
+    """What a refusal or a deferral becomes in the schedule (``Planner``)."""
 
-    def __init__(self, app: App, executor: ThreadPoolExecutor) -> None:
-        self.app = app
-        self.executor = executor
-        self.pending: list[tuple[list[Outcome], list[str], asyncio.Future[set[str]]]] = []
-        self.wake = asyncio.Event()
-        self.inline = app.db.is_sqlite
-        self.commits = 0
-        self.commit_s = 0.0
-        self.durations: deque[float] = deque(maxlen=4096)  # recent commit times
-        self.committed = 0
-        # Message-IDs queued or with a channel, until their answer (or their withdrawal) is
-        # recorded: the runner does not queue a second copy of one meanwhile.
-        self.sending: set[str] = set()
-
-    async def commit(self, outcomes: list[Outcome], hand_over: list[str]) -> set[str]:
-        future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
-        self.pending.append((outcomes, hand_over, future))
-        self.wake.set()
-        return await future
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            if len(self.pending) < GATHER_UP_TO:
-                # Let the other connections' answers join this commit: fewer, larger commits.
-                # The wait is hidden: each connection prepares its next transaction meanwhile.
-                await asyncio.sleep(GATHER_S)
-            batch, self.pending = self.pending, []
-            if not batch:
-                continue
-            outcomes = [o for b in batch for o in b[0]]
-            hand_over = [h for b in batch for h in b[1]]
-            started = time.perf_counter()
-            try:
-                if self.inline:
-                    # SQLite answers in well under a millisecond: waiting for a thread to get
-                    # the interpreter lock back from a busy event loop costs more.
-                    allowed = self.app.db.record(self.app.worker_id, outcomes, hand_over)
-                else:
-                    allowed = await loop.run_in_executor(
-                        self.executor, self.app.db.record, self.app.worker_id, outcomes, hand_over)
-                self.commits += 1
-                self.committed += len(outcomes)
-                self.commit_s += time.perf_counter() - started
-                self.durations.append(time.perf_counter() - started)
-            except Exception as exc:  # noqa: BLE001 - every waiter must learn of the failure
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            # Settled: a later plan of these steps (a retry after a deferral) may be queued.
-            self.sending.difference_update(o.message_id for o in outcomes)
-            self.sending.difference_update(h for h in hand_over if h not in allowed)
-            for _, handed, future in batch:
-                if not future.done():
-                    future.set_result(allowed & set(handed))
+    def deferred(self, job: Job, code: int | None, message: str, now: datetime,
+                 throttled: bool) -> Outcome: ...
+    def refused(self, job: Job, code: int | None, message: str) -> Outcome: ...
 
 
-class Delivery:
-    """The channels of a worker, mixed into ``Runner`` (which owns the state below)."""
+class SendMetrics(Protocol):
+    """The counters a send moves."""
 
-    app: App
-    settings: Settings
-    ledger: Ledger
-    stop_event: asyncio.Event
-    drained: asyncio.Event
-    queues: dict[str, asyncio.Queue[Job]]
-    channel_tasks: list[asyncio.Task[None]]
-    busy: set[asyncio.Task[Any]]
-    inflight: int
-    stats: Counter[str]
-    timings: defaultdict[str, float]
-    throttled_until: dict[str, Pause]
-    last_send_ok_at: datetime | None
-    smtp_failing_since: datetime | None
-    last_send_error: str | None
+    def sent(self, job: Job, at: datetime) -> None: ...
+    def deferred(self, mailbox: str, kind: str) -> None: ...
+    def failed(self, mailbox: str, state: str) -> None: ...
 
-    async def _db(self, fn: Callable[..., R], *args: Any) -> R:
-        raise NotImplementedError
+
+class Dispatcher:
+    """The channels of a worker and the state they share.
+
+    Args:
+        sender: opens one channel (connection) per slot of a mailbox.
+        ledger: the group commit every channel records through.
+        planner: turns refusals and deferrals into outcomes.
+        metrics: the send counters.
+        clock: the time of an answer.
+        on_bounce: ``(lead_id, code, text)``, run in a thread after an SMTP-time bounce.
+        run_db: runs a blocking call off the event loop.
+        stop_event: the worker is stopping: channels finish the mail in hand and return.
+        batch_size: ``drained`` is set once no more than this many mails are in flight.
+    """
+
+    def __init__(self, sender: Sender, ledger: Ledger, planner: OutcomePlanner,
+                 metrics: SendMetrics, clock: Clock,
+                 on_bounce: Callable[[int, int | None, str], None],
+                 run_db: Callable[..., Awaitable[Any]], stop_event: asyncio.Event,
+                 batch_size: int) -> None:
+        self.sender = sender
+        self.ledger = ledger
+        self.planner = planner
+        self.metrics = metrics
+        self.clock = clock
+        self.on_bounce = on_bounce
+        self.run_db = run_db
+        self.stop_event = stop_event
+        self.batch_size = batch_size
+        self.drained = asyncio.Event()
+        self.queues: dict[str, asyncio.Queue[Job]] = {}
+        self.channel_tasks: list[asyncio.Task[None]] = []
+        self.busy: set[asyncio.Task[Any]] = set()
+        self.inflight = 0
+        self.stats: Counter[str] = Counter()
+        self.timings: defaultdict[str, float] = defaultdict(float)
+        self.throttled_until: dict[str, Pause] = {}
+        self.last_send_ok_at: datetime | None = None
+        self.smtp_failing_since: datetime | None = None  # no send accepted since then
+        self.last_send_error: str | None = None
+
+    def submit(self, job: Job) -> bool:
+        """Queue one planned mail on its mailbox's channels; False if a copy is in flight."""
+        if job.envelope.message_id in self.ledger.sending:
+            # Planned again while its first copy is still with a channel (its claim was
+            # dropped and taken again meanwhile): one copy is enough.
+            self.stats["replanned_in_flight"] += 1
+            log.warning("action=replanned_in_flight message_id=%s", job.envelope.message_id)
+            return False
+        self.ledger.sending.add(job.envelope.message_id)
+        self._queue(job.envelope.mailbox).put_nowait(job)
+        self.inflight += 1
+        self.drained.clear()
+        return True
+
+    async def wait_drained(self) -> None:
+        """Until every queued mail is answered (or the worker stops)."""
+        while self.inflight and not self.stop_event.is_set():
+            self.drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), timeout=0.5)
+
+    async def shutdown(self, grace_s: float) -> int:
+        """Drop what is still queued, let busy channels finish within ``grace_s``; returns
+        the number of mails dropped from the queues (their claims are released)."""
+        dropped = 0
+        for queue in self.queues.values():
+            while not queue.empty():
+                job = queue.get_nowait()
+                dropped += 1
+                self.ledger.sending.discard(job.envelope.message_id)
+                self.inflight -= 1
+        idle = [t for t in self.channel_tasks if not t.done() and t not in self.busy]
+        for task in idle:
+            task.cancel()  # blocked on an empty queue: nothing in flight
+        busy = [t for t in self.channel_tasks if not t.done() and t not in idle]
+        if busy:
+            _, pending = await asyncio.wait(busy, timeout=grace_s)
+            for task in pending:
+                task.cancel()  # past the grace period: the mail stays handed over, resent later
+        await asyncio.gather(*self.channel_tasks, return_exceptions=True)
+        return dropped
 
     def _queue(self, mailbox: str) -> asyncio.Queue[Job]:
         if mailbox not in self.queues:
             queue: asyncio.Queue[Job] = asyncio.Queue()
             self.queues[mailbox] = queue
-            for _ in range(self.app.sender.channels_for(mailbox)):
+            for _ in range(self.sender.channels_for(mailbox)):
                 self.channel_tasks.append(asyncio.create_task(self._channel(mailbox, queue),
                                                               name=f"channel-{mailbox}"))
         return self.queues[mailbox]
@@ -134,7 +143,7 @@ class Delivery:
     async def _channel(self, mailbox: str, queue: asyncio.Queue[Job]) -> None:
         """One connection: record the previous answer and mark the next mail handed over in
         one commit, while the next transaction is prepared; hand it over once committed."""
-        channel = await self.app.sender.open_channel(mailbox)
+        channel = await self.sender.open_channel(mailbox)
         me = asyncio.current_task()
         assert me is not None
         outcome: Outcome | None = None
@@ -193,7 +202,7 @@ class Delivery:
                 delay = min(delay * 2, 10.0)
 
     async def _send(self, channel: Any, job: Job, gate: Gate, at: float) -> Outcome | None:
-        planner = self.app.planner
+        planner = self.planner
         started = time.perf_counter()
         try:
             result = await channel.send(job.envelope, gate)
@@ -204,33 +213,33 @@ class Delivery:
             self.stats["deferred"] += 1
             self.last_send_error = f"{exc.code or ''} {exc.message}".strip()[:300]
             self._failing()
-            self.app.metrics.deferred(job.envelope.mailbox, "throttled" if exc.throttled
+            self.metrics.deferred(job.envelope.mailbox, "throttled" if exc.throttled
                                       else "transient")
             if exc.throttled:
                 self._slow_down(job.envelope.mailbox, at)
             log.info("action=send_deferred campaign=%s step=%s code=%s throttled=%s error=%r",
                      job.campaign, job.step_id, exc.code, exc.throttled, exc.message[:200])
-            return planner.deferred(job, exc.code, exc.message, self.app.clock.now(), exc.throttled)
+            return planner.deferred(job, exc.code, exc.message, self.clock.now(), exc.throttled)
         except PermanentDeliveryError as exc:
             outcome = planner.refused(job, exc.code, exc.message)
             self.stats[outcome.state] += 1
             if outcome.state == "failed":  # a refused address says nothing of the server
                 self.last_send_error = f"{exc.code or ''} {exc.message}".strip()[:300]
                 self._failing()
-            self.app.metrics.failed(job.envelope.mailbox, outcome.state)
+            self.metrics.failed(job.envelope.mailbox, outcome.state)
             log.warning("action=send_%s campaign=%s step=%s code=%s error=%r", outcome.state,
                         job.campaign, job.step_id, exc.code, exc.message[:200])
             if outcome.state == "bounced":
-                await self._db(self.app.after_smtp_bounce, job.lead_id, exc.code, exc.message)
+                await self.run_db(self.on_bounce, job.lead_id, exc.code, exc.message)
             return outcome
         self.stats["accepted"] += 1
-        self.last_send_ok_at = self.app.clock.now()
+        self.last_send_ok_at = self.clock.now()
         self.last_send_error = None
         self.smtp_failing_since = None
         pause = self.throttled_until.get(job.envelope.mailbox)
         if pause is not None and not pause.recovered:
             self.throttled_until[job.envelope.mailbox] = dataclasses.replace(pause, recovered=True)
-        self.app.metrics.sent(job, self.last_send_ok_at)
+        self.metrics.sent(job, self.last_send_ok_at)
         log.debug("action=send_ok campaign=%s step=%s message_id=%s", job.campaign, job.step_id,
                   job.envelope.message_id)
         return Outcome(job.envelope.message_id, job.enrollment_id, job.lead_id, "accepted",
@@ -238,11 +247,11 @@ class Delivery:
 
     def _failing(self) -> None:
         if self.smtp_failing_since is None:
-            self.smtp_failing_since = self.app.clock.now()
+            self.smtp_failing_since = self.clock.now()
 
     def _done(self, job: Job) -> None:
         self.inflight -= 1
-        if self.inflight <= self.settings.worker.batch_size:
+        if self.inflight <= self.batch_size:
             self.drained.set()
 
     def _slow_down(self, mailbox: str, send_started: float) -> None:

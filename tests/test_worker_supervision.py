@@ -1,0 +1,98 @@
+"""The loop's side tasks are supervised and its signal handlers are put back (issue 13).
+
+A side task that dies (the ledger, the heartbeat) stops the worker with exit 1 and a log line
+saying why, instead of leaving every channel waiting forever. The fakes below wrap the real
+database and are handed to the loop through its constructor (``App.make_runner``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers.smtp import ScriptedSmtpServer
+from tests.test_worker import setup_campaigns
+from tests.workspace import make_app
+from worker.adapters.db import Database
+from worker.adapters.db.rows import Outcome
+from worker.app import App
+
+
+class LedgerKiller(BaseException):
+    """Not an ``Exception``: the ledger's own retry does not catch it, so its task dies."""
+
+
+class Wrapped:
+    """The real store, with one method replaced."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+class DeadLedgerStore(Wrapped):
+    def record(self, worker_id: str, outcomes: list[Outcome], hand_over: list[str]) -> set[str]:
+        raise LedgerKiller("the first group commit kills the ledger task")
+
+
+class DeadHeartbeatStore(Wrapped):
+    def heartbeat(self, worker_id: str) -> None:
+        raise RuntimeError("heartbeat bug")
+
+
+def smtp_app(tmp: Path, server: ScriptedSmtpServer, **env: str) -> App:
+    setup_campaigns(tmp)
+    return make_app(tmp, OUTBOUND__TRANSPORT="smtp", SMTP__HOST="127.0.0.1",
+                    SMTP__PORT=str(server.port), SMTP__CONNECTIONS="2", SMTP__TIMEOUT_S="2",
+                    WORKER__GRACE_S="2", **env)
+
+
+async def bounded(coro: Any) -> int:
+    # Generous: the point is "it returns" rather than "it hangs forever".
+    return int(await asyncio.wait_for(coro, timeout=60))
+
+
+def test_a_dead_ledger_stops_the_worker_with_an_error(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer, caplog: pytest.LogCaptureFixture) -> None:
+    app = smtp_app(tmp_path, smtp_server)
+    app.service.intake({"email": "ann@acme.test"}, campaign="seq")
+    caplog.set_level(logging.INFO)
+    runner = app.make_runner(once=True, store=DeadLedgerStore(app.db))
+    assert asyncio.run(bounded(runner.run())) == 1
+    assert "action=side_task_died task=ledger" in caplog.text
+    assert "LedgerKiller" in caplog.text
+    assert smtp_server.messages == []  # nothing handed over without its record
+
+
+def test_a_dead_heartbeat_stops_the_worker_with_an_error(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer, caplog: pytest.LogCaptureFixture) -> None:
+    app = smtp_app(tmp_path, smtp_server)
+    caplog.set_level(logging.INFO)
+    runner = app.make_runner(store=DeadHeartbeatStore(app.db))  # not --once: it runs for ever
+    assert asyncio.run(bounded(runner.run())) == 1
+    assert "action=side_task_died task=heartbeat error=\"RuntimeError('heartbeat bug')\"" \
+        in caplog.text
+
+
+def test_signal_handlers_are_put_back_after_a_run(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    app = smtp_app(tmp_path, smtp_server)
+    seen: list[int] = []
+
+    def mine(signum: int, frame: object) -> None:
+        seen.append(signum)
+
+    before_int = signal.getsignal(signal.SIGINT)
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert asyncio.run(app.make_runner(once=True).run()) == 0
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is before_int
+    finally:
+        signal.signal(signal.SIGTERM, previous)

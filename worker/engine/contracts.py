@@ -1,0 +1,40 @@
+"""What the loop needs from the rest of the worker, as narrow protocols: the store it reads
+and writes itself, the notification use-case and the metrics. The database adapter, the
+``Notify`` use-case and ``Metrics`` satisfy them; tests may hand in fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from worker.adapters.db.rows import ClaimRow
+from worker.engine.dispatch import SendMetrics
+from worker.engine.ledger import RecordStore
+from worker.usecases.notify import NoteRow
+
+
+class LoopStore(RecordStore, Protocol):
+    """What the loop reads and writes itself (claims, due times, liveness, notifications)."""
+
+    def claim_rows(self, worker_id: str, now: datetime, limit: int,
+                   lease_s: float) -> list[ClaimRow]: ...
+    def due_backlog(self, now: datetime) -> tuple[int, datetime | None]: ...
+    def next_due_at(self) -> datetime | None: ...
+    def heartbeat(self, worker_id: str) -> None: ...
+    def renew_claims(self, worker_id: str, lease_s: float) -> Any: ...
+    def checkpoint(self) -> None: ...
+    def unsent_notifications(self) -> Sequence[NoteRow]: ...
+    def mark_notification(self, note_id: int, error: str | None) -> None: ...
+    def release_claims(self, worker_id: str, enrollment_ids: Any) -> int: ...
+
+
+class Notifier(Protocol):
+    """Notifications and the daily task digest (``usecases.notify.Notify``)."""
+
+    async def send(self, note: NoteRow) -> str | None: ...
+    def digest_if_due(self) -> None: ...
+
+
+class LoopMetrics(SendMetrics, Protocol):
+    """The metrics the loop moves (the send counters)."""
