@@ -145,7 +145,7 @@ def child(url: str, now_iso: str, limit: int, mode: str, explain: bool) -> None:
     """Print one JSON line: seconds, claimed, rss_before_mb, hwm_mb (and plans)."""
     from sqlalchemy import event
 
-    import worker.adapters.http  # noqa: F401 - the footprint of `nurture run`
+    import worker.adapters.http.server  # noqa: F401 - the footprint of `nurture run`
     import worker.app  # noqa: F401
     import worker.engine.runner  # noqa: F401
     from worker.adapters.db import Database

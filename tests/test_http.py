@@ -219,7 +219,7 @@ async def test_an_unexpected_error_is_a_bare_500(worker: Worker,
     assert r.status_code == 500
     assert r.json() == {"error": "internal error; the worker's log has the details"}
     # And the error went to the log instead
-    assert any(rec.name == "worker.adapters.http_io" and rec.exc_info for rec in caplog.records)
+    assert any(rec.name == "worker.adapters.http.io" and rec.exc_info for rec in caplog.records)
     # And the server goes on answering
     assert (await worker.client.get("/healthz")).status_code == 200
 

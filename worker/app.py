@@ -40,7 +40,7 @@ from worker.usecases.suppress import Suppress
 if TYPE_CHECKING:
     from worker.adapters.db import Database
     from worker.adapters.db.people import PeopleRows
-    from worker.adapters.http_context import HttpPorts, LoopState
+    from worker.adapters.http.context import HttpPorts, LoopState
 
 log = logging.getLogger(__name__)
 
@@ -205,12 +205,12 @@ class App:
     async def start_http(self, runner: LoopState) -> asyncio.Task[Any] | None:
         if not self.settings.http.enabled:
             return None
-        from worker.adapters.http import serve
+        from worker.adapters.http.server import serve
         return await serve(self.http_ports(), runner)
 
     def http_ports(self) -> HttpPorts:
         """What the HTTP door is given: intake, unsubscribe, its reads, metrics, the key."""
-        from worker.adapters.http_context import HttpPorts
+        from worker.adapters.http.context import HttpPorts
         return HttpPorts(self.settings, self.service, self.by_hand, self.db, self.clock,
                          self.metrics, self.inbound, self.secret_key(required=True))
 

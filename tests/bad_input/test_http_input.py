@@ -1,5 +1,5 @@
 """The HTTP door with hypothesis-built requests, against the worker's own ASGI application
-(``worker.adapters.http.build_asgi``: the request boundary, the routes, the real ``Intake``
+(``worker.adapters.http.server.build_asgi``: the request boundary, the routes, the real ``Intake``
 on SQLite), driven in-process by Starlette's TestClient.
 
 * ``POST /api/leads`` and ``POST /api/events`` with any JSON (or not JSON at all), any media
@@ -46,8 +46,8 @@ from tests.bad_input._support import (
 from tests.httpkit import start_worker
 from tests.workspace import API_TOKEN, SECRET, email_template, write_campaign
 from worker.adapters.db import models as m
-from worker.adapters.http import build_asgi
-from worker.adapters.http_context import Context
+from worker.adapters.http.context import Context
+from worker.adapters.http.server import build_asgi
 from worker.domain import tokens
 
 ALLOWED = {201, 400, 401, 413, 415}

@@ -17,13 +17,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from worker.adapters.http_io import answer
+from worker.adapters.http.io import answer
 from worker.domain.tokens import read_unsubscribe_token
 from worker.errors import StoreError
 from worker.metrics import health_problems
 
 if TYPE_CHECKING:
-    from worker.adapters.http_context import Context
+    from worker.adapters.http.context import Context
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT_S = 5.0

@@ -6,8 +6,8 @@ own SIGINT/SIGTERM handlers. Database work never runs on the event loop: writes 
 small thread pool of the server's own (one thread on SQLite), reads (health, metrics, the
 unsubscribe page) to the loop's default pool.
 
-Routes: ``POST /api/leads``, ``POST /api/events`` (``http_api``); ``GET|POST /u/{token}``,
-``GET /healthz``, ``GET /metrics`` (``http_pages``).
+Routes: ``POST /api/leads``, ``POST /api/events`` (``api``); ``GET|POST /u/{token}``,
+``GET /healthz``, ``GET /metrics`` (``pages``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from worker.adapters.http_api import Api
-from worker.adapters.http_context import Context, HttpPorts, LoopState
-from worker.adapters.http_io import (
+from worker.adapters.http.api import Api
+from worker.adapters.http.context import Context, HttpPorts, LoopState
+from worker.adapters.http.io import (
     Boundary,
     HttpError,
     on_http_error,
@@ -36,7 +36,7 @@ from worker.adapters.http_io import (
     on_store_error,
     on_unexpected,
 )
-from worker.adapters.http_pages import Pages
+from worker.adapters.http.pages import Pages
 from worker.errors import ConfigError, StoreError
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from worker.adapters.db.http_store import IN_PROGRESS
-from worker.adapters.http_io import HttpError, answer, form_dict, media_type, read_data
+from worker.adapters.http.io import HttpError, answer, form_dict, media_type, read_data
 from worker.domain.leads import normalize_email
 from worker.errors import LeadError, NotFound, StoreError, UserError
 from worker.logs import mask
 
 if TYPE_CHECKING:
-    from worker.adapters.http_context import Context
+    from worker.adapters.http.context import Context
 
 log = logging.getLogger(__name__)
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
