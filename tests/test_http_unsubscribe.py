@@ -153,12 +153,12 @@ async def test_healthz_follows_the_database(worker: Worker) -> None:
     assert "default" in body["imap_last_success_at"]
     assert body["oldest_due_lag_s"] == 0
     # When the database stops answering
-    engine = worker.app.db.engine
-    worker.app.db.engine = create_engine(f"sqlite:///{worker.app.settings.campaigns_dir}/x/y.db")
+    engine = worker.app.db.conn.engine
+    worker.app.db.conn.engine = create_engine(f"sqlite:///{worker.app.settings.campaigns_dir}/x/y.db")
     try:
         down = await worker.client.get("/healthz")
     finally:
-        worker.app.db.engine = engine
+        worker.app.db.conn.engine = engine
     # Then it is 503, and says which door is down
     assert down.status_code == 503 and down.json()["database"] == "unreachable"
 

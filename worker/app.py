@@ -153,8 +153,7 @@ class App:
     @cached_property
     def people(self) -> PeopleRows:
         """Read-side rows for the people commands."""
-        from worker.adapters.db.people import PeopleRows
-        return PeopleRows(self.db.session)
+        return self.db.people
 
     @cached_property
     def notify(self) -> Notify:

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from worker.adapters.db import models as m
-from worker.adapters.db.store import BaseStore
+from worker.adapters.db.base import Room
 from worker.errors import StoreError
 
 IN_PROGRESS = 0
@@ -36,7 +36,7 @@ class StoredAnswer:
     body: dict[str, Any] | None
 
 
-class HttpMixin(BaseStore):
+class HttpRows(Room):
     _idempotency_pruned_at: float = 0.0
 
     def reserve_idempotency_key(self, key: str, fingerprint: str) -> StoredAnswer | None:

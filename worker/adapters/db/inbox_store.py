@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from worker.adapters.db import models as m
-from worker.adapters.db.store import BaseStore
+from worker.adapters.db.base import Room
 from worker.ports import Checkpoint, ReplyThread
 
 
@@ -30,7 +30,7 @@ class SentMatch:
     touch_number: int | None
 
 
-class InboxMixin(BaseStore):
+class InboxRows(Room):
     _inbound_mutex = threading.RLock()
 
     # --- recorded messages ---------------------------------------------------------------------

@@ -21,9 +21,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from worker.adapters.db import models as m
 from worker.adapters.db import sql
+from worker.adapters.db.base import Room
 from worker.adapters.db.raw import RawSQL
 from worker.adapters.db.rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
-from worker.adapters.db.store import BaseStore
 from worker.domain.model import DUE_STATUSES, Lead
 from worker.domain.sequence import DueItem, PriorTouch
 from worker.errors import StoreError
@@ -38,7 +38,7 @@ _DUE = text(m.DUE_SQL)
 _PRIORITY = text("priority > 0")
 
 
-class SendingMixin(BaseStore):
+class SendingRows(Room):
 
     def release_all_claims(self) -> int:
         """A starting SQLite worker is the only one: nothing is claimed by anyone alive."""

@@ -16,7 +16,7 @@ from sqlalchemy import Date, Select, String, cast, delete, func, literal, or_, s
 from sqlalchemy.orm import aliased
 
 from worker.adapters.db import models as m
-from worker.adapters.db.store import BaseStore
+from worker.adapters.db.base import Room
 
 E, T, IN = m.Enrollment, m.Touch, m.Inbound  # the three tables a report joins
 SENT = ("accepted", "handed_over")        # an email that reached (or may have reached) a server
@@ -47,7 +47,7 @@ def _in(column: Any, campaigns: Sequence[str] | None) -> Any:
     return column.in_(list(campaigns)) if campaigns is not None else true()
 
 
-class QueriesMixin(BaseStore):
+class Reports(Room):
 
     # --- report -----------------------------------------------------------------------------
 

@@ -1,30 +1,25 @@
 """The database door: leads, suppression, events and enrolments (SQLAlchemy 2).
 
-Sending (claims, ledger) lives in ``ledger.py`` and inbound mail in ``inbox_store.py``; both
-extend this class. Driver errors are translated into StoreError at this boundary.
+One room of the database adapter over the shared ``Connection`` (``base.py``); sending
+(claims, ledger) lives in ``ledger.py``, inbound mail in ``inbox_store.py``. Driver errors
+are translated into StoreError at this boundary.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from worker.adapters.db import engine as db_engine
 from worker.adapters.db import models as m
+from worker.adapters.db.base import Room
 from worker.domain.leads import LeadInput, canonical_domain, spellings
 from worker.domain.model import LEAD_COLUMNS, OPEN_STATUSES, EnrollmentStatus, Lead
-from worker.errors import NotFound, StoreError, UserError
-from worker.ports import Clock, SystemClock
+from worker.errors import NotFound, UserError
 
 OPEN = [s.value for s in OPEN_STATUSES]
 
@@ -43,79 +38,7 @@ def to_domain(row: m.Lead) -> Lead:
                 fields=dict(row.fields or {}))
 
 
-class BaseStore:
-    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
-        self.engine = engine
-        self.clock = clock or SystemClock()
-        self.sessions = sessionmaker(engine, expire_on_commit=False)
-        self._hash_key: bytes | None = None
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
-
-    def now(self) -> datetime:
-        return self.clock.now()
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in a transaction, committed on success."""
-        try:
-            with self.sessions.begin() as session:
-                yield session
-        except OperationalError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
-
-    def migrate(self) -> str:
-        revision = db_engine.migrate(self.engine)
-        self.hash_key()
-        return revision
-
-    def check_schema(self) -> None:
-        """Refuse to run on a database that `nurture init` has not brought up to date."""
-        try:
-            current = db_engine.current_revision(self.engine)
-        except OperationalError as exc:
-            raise StoreError(f"database unreachable: {exc.orig}") from exc
-        head = db_engine.head_revision(self.engine)
-        if current != head:
-            from worker.errors import UserError
-            raise UserError(f"the database is at revision {current or 'none'}, the code needs "
-                            f"{head}: run `nurture init`")
-
-    def checkpoint(self) -> None:
-        """SQLite: move the write-ahead log into the database file (without blocking
-        writers); nothing to do on PostgreSQL."""
-        if self.is_sqlite:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def ping(self) -> bool:
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return True
-        except Exception:  # noqa: BLE001 - health check: any failure means "not reachable"
-            return False
-
-    # --- keyed hashes ---------------------------------------------------------------------
-
-    def hash_key(self) -> bytes:
-        """This installation's random key for address hashes (created by `nurture init`)."""
-        if self._hash_key is None:
-            with self.session() as s:
-                row = s.get(m.Meta, "hash_key")
-                if row is None:
-                    row = m.Meta(key="hash_key", value=secrets.token_hex(32))
-                    s.add(row)
-                self._hash_key = bytes.fromhex(row.value)
-        return self._hash_key
-
-    def email_hash(self, email: str) -> str:
-        return hmac.new(self.hash_key(), email.lower().encode(), hashlib.sha256).hexdigest()
-
-
-class Store(BaseStore):
+class LeadRows(Room):
     """Leads, suppression, events, enrolments."""
 
     # --- leads -----------------------------------------------------------------------------
