@@ -25,6 +25,7 @@ def ensure_maildir(root: Path) -> None:
 
 
 class MaildirChannel:
+    """One "connection" to the outbox folder."""
     _counter = itertools.count()
 
     def __init__(self, root: Path) -> None:
@@ -32,6 +33,7 @@ class MaildirChannel:
         self.host = socket.gethostname().replace("/", "_").replace(":", "_")
 
     async def send(self, envelope: Envelope, gate: Gate | None = None) -> SendResult | None:
+        """Write one mail into the folder."""
         if gate is not None and not await gate.allowed():
             return None
         # fsync blocks: keep it off the event loop.
@@ -55,6 +57,7 @@ class MaildirChannel:
         return SendResult(250, f"written to {self.root / 'new' / name}")
 
     async def close(self) -> None:
+        """Nothing to close."""
         return None
 
 
@@ -67,10 +70,13 @@ class MaildirSender:
         ensure_maildir(root)
 
     def channels_for(self, mailbox: str) -> int:
+        """How many channels a mailbox gets."""
         return self.connections
 
     async def open_channel(self, mailbox: str) -> MaildirChannel:
+        """A channel writing into the folder."""
         return MaildirChannel(self.root)
 
     async def close(self) -> None:
+        """Nothing to close."""
         return None

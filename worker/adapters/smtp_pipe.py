@@ -31,9 +31,11 @@ class Pipe(asyncio.Protocol):
 
     @property
     def usable(self) -> bool:
+        """Whether the connection can still be written to."""
         return self.error is None and not self.transport.is_closing()
 
     def write(self, data: bytes) -> None:
+        """Send bytes to the server."""
         if not self.usable:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         self.transport.write(data)  # type: ignore[attr-defined]
@@ -51,11 +53,13 @@ class Pipe(asyncio.Protocol):
         return self._replies.popleft()
 
     def close(self) -> None:
+        """Close the connection."""
         self.transport.close()
 
     # --- asyncio.Protocol -----------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        """Collect the server's answer lines."""
         self._buffer += data
         while (end := self._buffer.find(b"\n")) >= 0:
             line = self._buffer[:end].rstrip(b"\r").decode("utf-8", "replace")
@@ -73,10 +77,12 @@ class Pipe(asyncio.Protocol):
         self._wake()
 
     def eof_received(self) -> bool:
+        """The server closed its side."""
         self._fail(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone: wake whoever waits."""
         self._fail(aiosmtplib.SMTPServerDisconnected(f"Connection lost: {exc}" if exc
                                                      else "Connection lost"))
 

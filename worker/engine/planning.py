@@ -29,6 +29,7 @@ CAP_RETRY = timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class RenderRequest:
+    """One mail to render: the campaign, the planned touch, the lead."""
     campaign: str
     touch: TouchPlan
     lead: Lead
@@ -38,6 +39,7 @@ class RenderRequest:
 
 @dataclass(frozen=True)
 class RenderResult:
+    """A rendered mail, or why not."""
     envelope: Envelope | None
     subject: str | None = None
     error: str | None = None
@@ -90,6 +92,7 @@ class Staged:
 
     @property
     def requests(self) -> list[RenderRequest]:
+        """The render requests of the pending mails."""
         return [p.request for p in self.pending]
 
 
@@ -201,6 +204,7 @@ class Planner:
         return jobs
 
     def render(self, requests: list[RenderRequest]) -> list[RenderResult]:
+        """Render the requests (sandboxed), in order."""
         return [render_mail(self.catalog, self.factory, r) for r in requests]
 
     def _collect(self, campaign: Campaign, c: Claimed, plan: Plan, now: datetime,

@@ -30,6 +30,7 @@ def driver_url(url: str) -> str:
 
 
 def sqlite_path(url: str) -> Path | None:
+    """The SQLite file a URL names, or None for another database."""
     parsed = make_url(driver_url(url))
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
@@ -69,6 +70,7 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
 
 def alembic_config(engine: Engine) -> Config:
+    """The Alembic configuration for the shipped migrations on this engine."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -88,11 +90,13 @@ def migrate(engine: Engine) -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None before `nurture init`)."""
     from alembic.runtime.migration import MigrationContext
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision(engine: Engine) -> str | None:
+    """The newest revision the shipped migrations know."""
     from alembic.script import ScriptDirectory
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()

@@ -37,6 +37,7 @@ class StoredAnswer:
 
 
 class HttpRows(Room):
+    """The HTTP door's own records: idempotency keys and their stored answers."""
     _idempotency_pruned_at: float = 0.0
 
     def reserve_idempotency_key(self, key: str, fingerprint: str) -> StoredAnswer | None:

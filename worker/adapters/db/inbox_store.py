@@ -21,6 +21,7 @@ from worker.ports import Checkpoint, ReplyThread
 
 @dataclass(frozen=True)
 class SentMatch:
+    """One of our sent mails a reply or report refers to."""
     touch_id: int
     lead_id: int
     enrollment_id: int
@@ -31,6 +32,7 @@ class SentMatch:
 
 
 class InboxRows(Room):
+    """Inbound mail, mailbox checkpoints and watches, leases, workers, notifications."""
     _inbound_mutex = threading.RLock()
 
     # --- recorded messages ---------------------------------------------------------------------
@@ -55,6 +57,7 @@ class InboxRows(Room):
                     conn.commit()
 
     def inbound_seen(self, mailbox: str, fingerprint: str) -> bool:
+        """Whether a message was already handled (its id is recorded)."""
         with self.session() as s:
             return s.scalar(select(m.Inbound.id).where(
                 m.Inbound.mailbox == mailbox, m.Inbound.fingerprint == fingerprint)) is not None
@@ -123,12 +126,14 @@ class InboxRows(Room):
     # --- checkpoints (the CheckpointStore port) --------------------------------------------------
 
     def load_checkpoint(self, mailbox: str, folder: str) -> Checkpoint | None:
+        """The mailbox's last processed position, or None."""
         with self.session() as s:
             row = s.get(m.MailboxState, (mailbox, folder))
             return Checkpoint(row.uidvalidity, row.last_uid) if row else None
 
     def save_checkpoint(self, mailbox: str, folder: str, checkpoint: Checkpoint,
                         success_at: datetime) -> None:
+        """Remember the mailbox's processed position."""
         dialect = sqlite if self.is_sqlite else postgresql
         values = {"mailbox": mailbox, "folder": folder, "uidvalidity": checkpoint.uidvalidity,
                   "last_uid": checkpoint.last_uid, "last_success_at": success_at}
@@ -140,13 +145,16 @@ class InboxRows(Room):
             s.execute(stmt)
 
     def mailbox_states(self) -> list[m.MailboxState]:
+        """Each watched mailbox's stored state (for health)."""
         with self.session() as s:
             return list(s.scalars(select(m.MailboxState).order_by(m.MailboxState.mailbox)))
 
     def acquire_watch(self, mailbox: str, worker_id: str, lease_s: float) -> bool:
+        """Take the watch of a mailbox for this worker (one watcher at a time)."""
         return self.acquire_lease(f"watch:{mailbox}", worker_id, lease_s)
 
     def release_watch(self, mailbox: str, worker_id: str) -> None:
+        """Give up the watch of a mailbox."""
         self.release_lease(f"watch:{mailbox}", worker_id)
 
     # --- leases ----------------------------------------------------------------------------------
@@ -165,12 +173,14 @@ class InboxRows(Room):
             return bool(s.scalar(stmt) == holder)
 
     def release_lease(self, name: str, holder: str) -> None:
+        """Give up a named lease held by this worker."""
         with self.session() as s:
             s.execute(delete(m.Lease).where(m.Lease.name == name, m.Lease.holder == holder))
 
     # --- workers ---------------------------------------------------------------------------------
 
     def register_worker(self, worker_id: str, host: str, pid: int) -> None:
+        """Record this worker as alive."""
         now = self.now()
         with self.session() as s:
             row = s.get(m.WorkerRow, worker_id)
@@ -181,16 +191,19 @@ class InboxRows(Room):
                 row.started_at, row.heartbeat_at, row.stopped_at = now, now, None
 
     def heartbeat(self, worker_id: str) -> None:
+        """Say this worker is still alive."""
         with self.session() as s:
             s.execute(update(m.WorkerRow).where(m.WorkerRow.id == worker_id)
                       .values(heartbeat_at=self.now()))
 
     def worker_stopped(self, worker_id: str) -> None:
+        """Mark this worker stopped."""
         with self.session() as s:
             s.execute(update(m.WorkerRow).where(m.WorkerRow.id == worker_id)
                       .values(stopped_at=self.now()))
 
     def workers_alive(self, within_s: float) -> list[m.WorkerRow]:
+        """The workers that beat recently."""
         since = self.now() - timedelta(seconds=within_s)
         with self.session() as s:
             return list(s.scalars(select(m.WorkerRow).where(
@@ -212,11 +225,13 @@ class InboxRows(Room):
             return row.id
 
     def unsent_notifications(self, limit: int = 50) -> list[m.Notification]:
+        """Notifications waiting to be sent."""
         with self.session() as s:
             return list(s.scalars(select(m.Notification).where(m.Notification.sent_at.is_(None))
                                   .order_by(m.Notification.id).limit(limit)))
 
     def mark_notification(self, notification_id: int, error: str | None) -> None:
+        """Record a notification sent, or its error."""
         with self.session() as s:
             row = s.get(m.Notification, notification_id)
             if row is None:

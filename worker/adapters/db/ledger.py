@@ -39,6 +39,7 @@ _PRIORITY = text("priority > 0")
 
 
 class SendingRows(Room):
+    """Claims of due enrolments, the plan and the per-mail ledger."""
 
     def release_all_claims(self) -> int:
         """A starting SQLite worker is the only one: nothing is claimed by anyone alive."""
@@ -48,6 +49,7 @@ class SendingRows(Room):
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def release_claims(self, worker_id: str, enrollment_ids: Sequence[int] | None = None) -> int:
+        """Give up this worker's claims (all, or the ones listed); returns how many."""
         with self.session() as s:
             query = update(E).where(E.claimed_by == worker_id)
             if enrollment_ids is not None:
@@ -77,6 +79,7 @@ class SendingRows(Room):
                 _DUE, or_(E.claimed_until.is_(None), E.claimed_until < now)))
 
     def due_backlog(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many enrolments are due now, and the oldest due time."""
         with self.session() as s:
             row = s.execute(select(func.count(), func.min(E.next_due_at)).where(
                 _DUE, E.next_due_at <= now)).one()

@@ -45,6 +45,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store an aware time as naive UTC."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -53,6 +54,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Read a stored time back as aware UTC."""
         if value is None:
             return None
         if isinstance(value, str):
@@ -63,11 +65,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
+    """The declarative base of the ORM models."""
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
 
 
 class Lead(Base):
+    """A person who may be mailed."""
     __tablename__ = "leads"
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -89,6 +93,7 @@ class Lead(Base):
 
 
 class Enrollment(Base):
+    """A lead in a campaign: its next step and when it is due."""
     __tablename__ = "enrollments"
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -192,6 +197,7 @@ class Inbound(Base):
 
 
 class Suppression(Base):
+    """An address never to be mailed again, and why."""
     __tablename__ = "suppressions"
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -204,6 +210,7 @@ class Suppression(Base):
 
 
 class SoftBounce(Base):
+    """A temporary delivery failure, counted towards suppression."""
     __tablename__ = "soft_bounces"
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -212,6 +219,7 @@ class SoftBounce(Base):
 
 
 class Event(Base):
+    """Something a lead did (from the API or the inbox)."""
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -223,6 +231,7 @@ class Event(Base):
 
 
 class StatusChange(Base):
+    """One change of an enrolment's status, with its reason."""
     __tablename__ = "status_changes"
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -258,6 +267,7 @@ class Lease(Base):
 
 
 class WorkerRow(Base):
+    """A worker process and its last heartbeat."""
     __tablename__ = "workers"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -269,6 +279,7 @@ class WorkerRow(Base):
 
 
 class IdempotencyKey(Base):
+    """An API request's idempotency key and its stored answer."""
     __tablename__ = "idempotency_keys"
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -278,6 +289,7 @@ class IdempotencyKey(Base):
 
 
 class Meta(Base):
+    """Installation-wide values (the hash key)."""
     __tablename__ = "meta"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)

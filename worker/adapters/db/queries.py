@@ -51,6 +51,7 @@ class Reports(Room):
 
     # --- report -----------------------------------------------------------------------------
 
+    """Read-only rows for the reports and the people/status commands."""
     def _day(self, column: Any) -> Any:
         """The UTC calendar day of a timestamp column, on either backend."""
         if self.is_sqlite:
@@ -173,6 +174,7 @@ class Reports(Room):
             .where(E.campaign == campaign, E.status == "completed")) or 0)
 
     def campaigns_with_data(self) -> list[str]:
+        """The campaigns that have enrolments."""
         with self.session() as s:
             return sorted(set(s.scalars(select(E.campaign).distinct()))
                           | set(s.scalars(select(T.campaign).distinct())))
@@ -180,6 +182,7 @@ class Reports(Room):
     # --- one lead -------------------------------------------------------------------------------
 
     def lead_row(self, email: str) -> m.Lead | None:
+        """One lead with its enrolments, for `nurture people show`."""
         with self.session() as s:
             return s.scalar(select(m.Lead).where(m.Lead.email == email.lower()))
 
@@ -223,6 +226,7 @@ class Reports(Room):
             return [(t, email, tz) for t, email, tz in s.execute(query).all()]
 
     def task_row(self, touch_id: int) -> tuple[m.Touch, str] | None:
+        """One open task by id."""
         with self.session() as s:
             row = s.execute(select(T, m.Lead.email).join(m.Lead, m.Lead.id == T.lead_id)
                             .where(T.id == touch_id)).first()
@@ -231,6 +235,7 @@ class Reports(Room):
     # --- status ---------------------------------------------------------------------------------
 
     def ops_counts(self) -> dict[str, int]:
+        """The counts `nurture status` prints."""
         with self.session() as s:
             return {
                 "open_tasks": int(s.scalar(select(func.count()).where(
@@ -277,6 +282,7 @@ class Reports(Room):
         return counts
 
     def suppression_row(self, email: str) -> m.Suppression | None:
+        """An address's suppression row, if any."""
         with self.session() as s:
             return s.scalar(select(m.Suppression).where(
                 m.Suppression.email_hash == self.email_hash(email)))

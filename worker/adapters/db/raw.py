@@ -17,6 +17,8 @@ _PARAM_RE = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
 class RawSQL:
+    """Dialect-specific SQL fragments for the hot path."""
+
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
 
@@ -25,6 +27,7 @@ class RawSQL:
         return statement if self.sqlite else _PARAM_RE.sub(r"%(\1)s", statement)
 
     def ts(self, value: datetime | None) -> Any:
+        """A timestamp as this dialect's bound value."""
         if value is None or not self.sqlite:
             return value
         # As the ORM stores it ("%Y-%m-%d %H:%M:%S.%f"); isoformat is several times cheaper.

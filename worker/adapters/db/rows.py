@@ -26,6 +26,7 @@ class ClaimRow(NamedTuple):
 
 @dataclass(frozen=True)
 class Claimed:
+    """A claimed enrolment with its lead and prior touches, ready to plan."""
     item: DueItem
     campaign: str
     priority: int
@@ -55,6 +56,7 @@ class PlannedTouch:
 
 @dataclass
 class EnrollmentChange:
+    """What planning changes on an enrolment."""
     enrollment_id: int
     lead_id: int
     next_step: int | None = None

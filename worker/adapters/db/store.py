@@ -26,6 +26,7 @@ OPEN = [s.value for s in OPEN_STATUSES]
 
 @dataclass(frozen=True)
 class UpsertResult:
+    """What an upsert did to one lead (imported, updated, unchanged)."""
     lead_id: int
     outcome: str  # imported | updated | unchanged
 
@@ -94,20 +95,24 @@ class LeadRows(Room):
         return changed
 
     def lead_by_email(self, email: str) -> Lead | None:
+        """The lead with this address, or None."""
         with self.session() as s:
             row = s.scalar(select(m.Lead).where(m.Lead.email == email.lower()))
             return to_domain(row) if row else None
 
     def lead_by_id(self, lead_id: int) -> Lead | None:
+        """The lead with this id, or None."""
         with self.session() as s:
             row = s.get(m.Lead, lead_id)
             return to_domain(row) if row else None
 
     def lead_ids_by_domain(self, domain: str) -> list[int]:
+        """The ids of leads at a domain (any spelling)."""
         with self.session() as s:
             return list(s.scalars(select(m.Lead.id).where(m.Lead.email.like(f"%@{domain}"))))
 
     def set_lead_fields(self, lead_id: int, fields: dict[str, Any]) -> None:
+        """Set fields on a lead."""
         with self.session() as s:
             row = s.get(m.Lead, lead_id)
             if row is None:
@@ -157,6 +162,7 @@ class LeadRows(Room):
         return out
 
     def suppressed_count(self) -> int:
+        """How many addresses are suppressed."""
         with self.session() as s:
             return int(s.scalar(select(func.count()).select_from(m.Suppression)) or 0)
 
@@ -246,6 +252,7 @@ class LeadRows(Room):
 
     def enrollments_of(self, lead_id: int, campaign: str | None = None,
                        statuses: Sequence[str] | None = None) -> list[m.Enrollment]:
+        """A lead's enrolments."""
         with self.session() as s:
             query = select(m.Enrollment).where(m.Enrollment.lead_id == lead_id)
             if campaign:

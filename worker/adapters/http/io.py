@@ -47,24 +47,30 @@ class HttpError(Exception):
 
     @classmethod
     def field(cls, name: str, reason: str) -> HttpError:
+        """A 400 that names the request field at fault."""
         return cls(400, {"errors": {name: reason}})
 
     @classmethod
     def message(cls, status: int, text: str, **headers: str) -> HttpError:
+        """An error answer with a message the client sees (and headers)."""
         return cls(status, {"error": text}, {k.replace("_", "-"): v for k, v in headers.items()})
 
 
 class BodyTooLarge(HttpError):
+    """The request body is over the size limit."""
+
     def __init__(self, limit: int) -> None:
         super().__init__(413, {"error": f"the request body is larger than {limit} bytes"})
 
 
 def answer(status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
            ) -> JSONResponse:
+    """A JSON response."""
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
+    """Turn an HttpError into its JSON answer."""
     assert isinstance(exc, HttpError)
     return answer(exc.status, exc.body, exc.headers)
 
@@ -193,6 +199,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], close: bool 
 # --- bodies -----------------------------------------------------------------------------------
 
 def media_type(request: Request) -> str:
+    """The request's media type, lower-cased, without parameters."""
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
@@ -210,6 +217,7 @@ async def read_data(request: Request) -> tuple[dict[str, Any] | FormData, bytes]
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or an HttpError naming the problem."""
     if not raw.strip():
         raise HttpError.message(400, "malformed JSON: the body is empty")
     try:

@@ -61,6 +61,8 @@ def page(status: int, content: tuple[str, str]) -> HTMLResponse:
 
 
 class Pages:
+    """The unsubscribe page, /healthz and /metrics."""
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
