@@ -63,7 +63,7 @@ def test_a_dead_ledger_stops_the_worker_with_an_error(
     app = smtp_app(tmp_path, smtp_server)
     app.service.intake({"email": "ann@acme.test"}, campaign="seq")
     caplog.set_level(logging.INFO)
-    runner = app.make_runner(once=True, store=DeadLedgerStore(app.db))
+    runner = app.make_runner(once=True, records=DeadLedgerStore(app.db))
     assert asyncio.run(bounded(runner.run())) == 1
     assert "action=side_task_died task=ledger" in caplog.text
     assert "LedgerKiller" in caplog.text

@@ -10,11 +10,10 @@ from typing import Any, Protocol
 
 from worker.adapters.db.rows import ClaimRow
 from worker.engine.dispatch import SendMetrics
-from worker.engine.ledger import RecordStore
 from worker.usecases.notify import NoteRow
 
 
-class LoopStore(RecordStore, Protocol):
+class LoopStore(Protocol):
     """What the loop reads and writes itself (claims, due times, liveness, notifications)."""
 
     def claim_rows(self, worker_id: str, now: datetime, limit: int,

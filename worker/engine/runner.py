@@ -20,7 +20,7 @@ from worker.catalog import Catalog
 from worker.config import Settings
 from worker.engine.contracts import LoopMetrics, LoopStore, Notifier
 from worker.engine.dispatch import Dispatcher, Pause
-from worker.engine.ledger import Ledger
+from worker.engine.ledger import Ledger, RecordStore
 from worker.engine.planning import Job, Planner
 from worker.engine.render_process import RenderProcess
 from worker.engine.signals import EARLY_STOP, stop_signals
@@ -38,7 +38,8 @@ class Runner:
     Args (keyword, built by ``App.runner_parts``):
         settings: the whole configuration (``worker``, ``outbound``, ``inbound``, ``http``).
         worker_id: this process's name in claims and leases.
-        store: claims, due times, heartbeat, notifications, and the ledger's ``record``.
+        store: claims, due times, heartbeat, notifications.
+        records: the sending store the ledger commits through (``record``).
         inline_store: write the sending path on the loop itself (SQLite).
         sender, mailboxes: the outbound and inbound doors.
         planner: plans claimed rows and records the plan; turns answers into outcomes.
@@ -54,7 +55,7 @@ class Runner:
     """
 
     def __init__(self, *, settings: Settings, worker_id: str, store: LoopStore,
-                 inline_store: bool, sender: Sender, mailboxes: Sequence[Mailbox],
+                 records: RecordStore, inline_store: bool, sender: Sender, mailboxes: Sequence[Mailbox],
                  planner: Planner, catalog: Callable[[], Catalog],
                  render_process: Callable[[], RenderProcess | None], metrics: LoopMetrics,
                  clock: Clock, notify: Notifier,
@@ -84,7 +85,7 @@ class Runner:
         self.wake_event = asyncio.Event()
         self.plan_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-plan")
         self.ledger_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-ledger")
-        self.ledger = Ledger(store, worker_id, self.ledger_pool, inline_store)
+        self.ledger = Ledger(records, worker_id, self.ledger_pool, inline_store)
         self.dispatch = Dispatcher(sender, self.ledger, planner, metrics, clock, on_bounce,
                                    self._db, self.stop_event, settings.worker.batch_size)
         # The dispatcher's counters, under the names the health page, tests and the
