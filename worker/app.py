@@ -37,6 +37,7 @@ from worker.usecases.suppress import Suppress
 if TYPE_CHECKING:
     from worker.adapters.db import Database
     from worker.adapters.db.people import PeopleRows
+    from worker.adapters.db.workspace_rows import WorkspaceRows
     from worker.adapters.http_context import HttpPorts, LoopState
     from worker.rendering import RenderProcess
     from worker.sending import Planner
@@ -158,6 +159,7 @@ class App:
     def people(self) -> PeopleRows:
         """Read-side rows for the people commands."""
         from worker.adapters.db.people import PeopleRows
+    from worker.adapters.db.workspace_rows import WorkspaceRows
         return PeopleRows(self.db.session)
 
     @cached_property
@@ -216,7 +218,26 @@ class App:
         """What the HTTP door is given: intake, unsubscribe, its reads, metrics, the key."""
         from worker.adapters.http_context import HttpPorts
         return HttpPorts(self.settings, self.service, self.by_hand, self.db, self.clock,
-                         self.metrics, self.inbound, self.secret_key(required=True))
+                         self.metrics, self.inbound, self.secret_key(required=True),
+                         self.workspace_mount())
+
+    # --- workspace (issue 17) -------------------------------------------------------------------
+
+    @cached_property
+    def workspace_rows(self) -> WorkspaceRows:
+        """The workspace's rows (sign-in, sessions, who did what)."""
+        from worker.adapters.db.workspace_rows import WorkspaceRows
+        return WorkspaceRows(self.db.session)
+
+    def workspace_mount(self) -> Any:
+        """The ``/app`` pages for reps and managers; None when ``app.enabled`` is false."""
+        if not self.settings.app.enabled:
+            return None
+        from worker.adapters.workspace.ports import WorkspacePorts
+        from worker.adapters.workspace.routes import build
+        return build(WorkspacePorts(self.settings, self.workspace_rows, self.by_hand,
+                                    self.service, self.current_catalog, self.clock,
+                                    self.send_notification, self.secret_key(required=True)))
 
     # --- worker lifecycle -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker.config_app import AppSettings, TeamSettings
 from worker.config_mail import DnsSettings, OAuth2Settings, check_mail_settings, to_str_tuple
 from worker.config_webhooks import WebhooksSettings, build_webhooks, validate_webhooks
 from worker.errors import ConfigError
@@ -175,6 +176,8 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
+    app: AppSettings = field(default_factory=AppSettings)
+    team: TeamSettings = field(default_factory=TeamSettings)
     secret_key: Secret = _secret()
     api_token: Secret = _secret()
     source: str = "defaults"
@@ -200,7 +203,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _POSITIVE = {"connections", "batch_size", "lease_s", "heartbeat_s", "timeout_s",
              "pool_size", "poll_interval_s", "idle_renew_s", "max_body_bytes", "idle_s",
-             "max_message_bytes", "max_bounce_rate", "bounce_window"}
+             "max_message_bytes", "max_bounce_rate", "bounce_window", "session_days"}
 _TOP_LEVEL_SECRETS = {"SECRET_KEY": "secret_key", "API_TOKEN": "api_token"}
 
 
