@@ -159,7 +159,6 @@ class App:
     def people(self) -> PeopleRows:
         """Read-side rows for the people commands."""
         from worker.adapters.db.people import PeopleRows
-    from worker.adapters.db.workspace_rows import WorkspaceRows
         return PeopleRows(self.db.session)
 
     @cached_property
