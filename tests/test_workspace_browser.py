@@ -9,6 +9,8 @@ import email
 import email.policy
 import os
 import shutil
+from datetime import datetime
+from email.utils import format_datetime
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -74,7 +76,7 @@ async def team(tmp_path: Path) -> AsyncIterator[tuple[Worker, dict[str, int], Pa
         ids[addr] = answer.json()["id"]
     outbox = tmp_path / "var" / "outbox"
     await until(lambda: open_tasks(worker) == 3)
-    await reply(tmp_path, outbox, "alice@client.example",
+    await reply(tmp_path, outbox, worker.clock.now(), "alice@client.example",
                 "Yes, I am interested, call me. My calendar: http://evil.example/track")
     await until(lambda: human_replies(worker) == 1)
     try:
@@ -100,7 +102,7 @@ async def until(check: Any) -> None:
             await asyncio.sleep(0.1)
 
 
-async def reply(tmp: Path, outbox: Path, sender: str, text: str) -> None:
+async def reply(tmp: Path, outbox: Path, at: datetime, sender: str, text: str) -> None:
     """The lead answers the mail it got, into the watched Maildir."""
     for path in (outbox / "new").iterdir():
         sent = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -110,12 +112,14 @@ async def reply(tmp: Path, outbox: Path, sender: str, text: str) -> None:
         raise AssertionError(f"no mail to {sender}")
     data = (f"From: Alice <{sender}>\r\nTo: dana@acme.example\r\nSubject: Re: {sent['Subject']}"
             f"\r\nMessage-ID: <reply.1@client.example>\r\nIn-Reply-To: {sent['Message-ID']}"
-            f"\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+            f"\r\nDate: {format_datetime(at)}\r\nContent-Type: text/plain\r\n\r\n"
             f"{text}\r\n").encode()
     inbox = tmp / "var" / "inbox"
     (inbox / "tmp").mkdir(parents=True, exist_ok=True)
     (inbox / "new").mkdir(parents=True, exist_ok=True)
     (inbox / "tmp" / "reply1").write_bytes(data)
+    # the Maildir's arrival time is the file's: the test's clock, not the machine's
+    os.utime(inbox / "tmp" / "reply1", (at.timestamp(), at.timestamp()))
     os.rename(inbox / "tmp" / "reply1", inbox / "new" / "reply1")
 
 
@@ -204,8 +208,11 @@ async def test_a_rep_works_the_day_and_a_manager_sees_the_team(
     assert "Bob" in today and EVIL_NAME in today and "Yes, I am interested" in today
     await check(page3, "today-manager")
     await page3.goto("/app/team")
-    team_text = await page3.inner_text("main")
-    assert REP1 in team_text and REP2 in team_text
+    rows = {await r.locator("td").first.inner_text(): await r.inner_text()
+            for r in await page3.locator("tbody tr").all()}
+    # rep1: Eve's task open, Alice's reply waiting, her task done after the reply
+    assert rows[REP1].split("\t")[1:4] == ["1", "0", "1"] and rows[REP1].endswith(" h")
+    assert rows[REP2].split("\t")[1:4] == ["1", "0", "0"] and rows[REP2].endswith("-")
     await check(page3, "team")
     await page3.goto(f"/app/leads/{ids['bob@other.example']}")
     assert "bob@other.example" in await page3.inner_text("main")

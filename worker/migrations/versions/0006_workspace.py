@@ -52,9 +52,14 @@ def upgrade() -> None:
     op.create_index('ix_touches_open_owner', 'touches', [sa.text('lower(owner)'), 'due_at'],
                     sqlite_where=sa.text("state = 'open'"), postgresql_where=sa.text("state = 'open'"))
     op.create_index('ix_inbound_class_received', 'inbound', ['class', 'received_at'])
+    op.create_index('ix_touches_open_due', 'touches', ['due_at', 'id'],
+                    sqlite_where=sa.text("state = 'open'"), postgresql_where=sa.text("state = 'open'"))
+    op.create_index('ix_enrollments_campaign_status', 'enrollments', ['campaign', 'status'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_enrollments_campaign_status', 'enrollments')
+    op.drop_index('ix_touches_open_due', 'touches')
     op.drop_index('ix_inbound_class_received', 'inbound')
     op.drop_index('ix_touches_open_owner', 'touches')
     op.drop_index('ix_leads_owner_lower', 'leads')
