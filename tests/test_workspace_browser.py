@@ -9,9 +9,9 @@ import email
 import email.policy
 import os
 import shutil
+from collections.abc import AsyncIterator
 from datetime import datetime
 from email.utils import format_datetime
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
