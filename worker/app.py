@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from worker.adapters.db import Database
     from worker.adapters.db.people import PeopleRows
     from worker.adapters.http.context import HttpPorts, LoopState
+    from worker.adapters.db.workspace_rows import WorkspaceRows
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,26 @@ class App:
         """What the HTTP door is given: intake, unsubscribe, its reads, metrics, the key."""
         from worker.adapters.http.context import HttpPorts
         return HttpPorts(self.settings, self.service, self.by_hand, self.db, self.clock,
-                         self.metrics, self.inbound, self.secret_key(required=True))
+                         self.metrics, self.inbound, self.secret_key(required=True),
+                         self.workspace_mount())
+
+    # --- workspace (issue 17) -------------------------------------------------------------------
+
+    @cached_property
+    def workspace_rows(self) -> WorkspaceRows:
+        """The workspace's rows (sign-in, sessions, who did what)."""
+        from worker.adapters.db.workspace_rows import WorkspaceRows
+        return WorkspaceRows(self.db.session)
+
+    def workspace_mount(self) -> Any:
+        """The ``/app`` pages for reps and managers; None when ``app.enabled`` is false."""
+        if not self.settings.app.enabled:
+            return None
+        from worker.adapters.workspace.ports import WorkspacePorts
+        from worker.adapters.workspace.routes import build
+        return build(WorkspacePorts(self.settings, self.workspace_rows, self.by_hand,
+                                    self.service, self.current_catalog, self.clock,
+                                    self.send_notification, self.secret_key(required=True)))
 
     # --- worker lifecycle -----------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _POSITIVE = {"connections", "batch_size", "lease_s", "heartbeat_s", "timeout_s",
              "pool_size", "poll_interval_s", "idle_renew_s", "max_body_bytes", "idle_s",
-             "max_message_bytes", "max_bounce_rate", "bounce_window"}
+             "max_message_bytes", "max_bounce_rate", "bounce_window", "session_days"}
 _TOP_LEVEL_SECRETS = {"SECRET_KEY": "secret_key", "API_TOKEN": "api_token"}
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worker.config_app import AppSettings, TeamSettings
 from worker.config_mail import DnsSettings, OAuth2Settings
 from worker.config_webhooks import WebhooksSettings
 from worker.secret import Secret
@@ -162,6 +163,8 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
+    app: AppSettings = field(default_factory=AppSettings)
+    team: TeamSettings = field(default_factory=TeamSettings)
     secret_key: Secret = _secret()
     api_token: Secret = _secret()
     source: str = "defaults"

@@ -120,7 +120,10 @@ def lead_view(app: App, lead: Any, hist: dict[str, list[Any]],
                                 "new": c.new, "reason": c.reason, "at": _iso(c.at)}
                                for c in hist["status_changes"]],
             "events": [{"type": ev.type, "fields": ev.fields, "at": _iso(ev.at)}
-                       for ev in hist["events"]]}
+                       for ev in hist["events"]],
+            # done from the workspace (issue 17), with who did it
+            "actions": [{"action": a.action, "detail": a.detail, "by": a.actor, "at": _iso(a.at)}
+                        for a in app.workspace_rows.actions_of(lead.id)]}
 
 
 def lead_show(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
@@ -182,6 +185,9 @@ def _timeline(data: dict[str, Any]) -> list[tuple[str, int, str, str, str]]:
     for ev in data["events"]:
         fields = ", ".join(f"{k}={v}" for k, v in ev["fields"].items())
         items.append((ev["at"], 4, f"event {ev['type']}", "-", fields))
+    for a in data.get("actions", []):
+        items.append((a["at"], 5, a["action"], "-",
+                      (f"{a['detail']}; " if a["detail"] else "") + f"done by {a['by']}"))
     return sorted((x for x in items if x[0]), key=_order)
 
 

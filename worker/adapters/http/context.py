@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from starlette.routing import BaseRoute
+
 from worker.adapters.db.http_store import StoredAnswer
 from worker.config import Settings
 from worker.domain.model import Lead
@@ -96,6 +98,8 @@ class HttpPorts:
     metrics: MetricsText
     inbound: Sequence[Mailbox]
     secret_key: bytes
+    # --- workspace (issue 17): the /app mount, None when app.enabled = false ---
+    workspace: BaseRoute | None = None
 
 
 class LoopState(Protocol):

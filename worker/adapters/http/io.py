@@ -33,6 +33,7 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"cache-control", b"no-store"),
 ]
+_CSP = b"content-security-policy"
 
 
 class HttpError(Exception):
@@ -141,7 +142,11 @@ class Boundary:
                 started = True
                 headers = [h for h in message.get("headers", [])
                            if h[0].lower() not in dict(SECURITY_HEADERS)]
-                message = {**message, "headers": headers + SECURITY_HEADERS}
+                # workspace (issue 17): its pages set their own policy (their CSS and
+                # script from 'self'), which replaces the default one
+                own = [h for h in message.get("headers", []) if h[0].lower() == _CSP]
+                message = {**message, "headers": headers + own + [
+                    h for h in SECURITY_HEADERS if not (own and h[0] == _CSP)]}
             await send(message)
 
         timer = asyncio.timeout(self.timeout_s)

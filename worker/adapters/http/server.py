@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -46,7 +46,7 @@ _STARTUP_TIMEOUT_S = 10.0
 def build_asgi(ctx: Context) -> ASGIApp:
     """The ASGI application: routes, JSON errors, and the request boundary around it all."""
     api, pages = Api(ctx), Pages(ctx)
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/api/leads", api.leads, methods=["POST"]),
         Route("/api/events", api.events, methods=["POST"]),
         Route("/u/{token}", pages.unsubscribe_page, methods=["GET"]),
@@ -54,6 +54,9 @@ def build_asgi(ctx: Context) -> ASGIApp:
         Route("/healthz", pages.healthz, methods=["GET"]),
         Route("/metrics", pages.metrics, methods=["GET"]),
     ]
+    # --- workspace (issue 17): the /app pages, built by the composition root ---
+    if ctx.app.workspace is not None:
+        routes.append(ctx.app.workspace)
     starlette = Starlette(routes=routes, exception_handlers={
         HttpError: on_http_error, HTTPException: on_starlette_error, StoreError: on_store_error,
         Exception: on_unexpected})
