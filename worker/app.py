@@ -31,13 +31,16 @@ from worker.ports import Clock, Mailbox, Sender, SystemClock
 from worker.usecases.by_hand import ByHand
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
+from worker.usecases.mailbox_alerts import MailboxAlerts
 from worker.usecases.notify import NoteRow, Notify
 from worker.usecases.suppress import Suppress
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
+    from worker.adapters.db.oauth_tokens import OAuthTokens
     from worker.adapters.db.people import PeopleRows
     from worker.adapters.http_context import HttpPorts, LoopState
+    from worker.adapters.oauth2 import TokenSource
     from worker.rendering import RenderProcess
     from worker.sending import Planner
 
@@ -160,6 +163,32 @@ class App:
         from worker.adapters.db.people import PeopleRows
         return PeopleRows(self.db.session)
 
+    # --- mailbox sign-ins and pauses (issue 15) ------------------------------------------------
+
+    @cached_property
+    def oauth_tokens(self) -> OAuthTokens:
+        """Sealed refresh tokens and mailbox pauses (composed over the session factory)."""
+        from worker.adapters.db.oauth_tokens import OAuthTokens
+        from worker.adapters.secret_box import SecretBox
+        return OAuthTokens(self.db.session,
+                           lambda: SecretBox(self.settings.secret_key.reveal()), self.clock.now)
+
+    @cached_property
+    def token_sources(self) -> dict[str, TokenSource]:
+        """One access-token source per mailbox signing in with OAuth 2.0."""
+        from worker.adapters.oauth_sources import token_sources
+        return token_sources(self.settings, lambda: self.oauth_tokens)
+
+    @cached_property
+    def mailbox_alerts(self) -> MailboxAlerts:
+        return MailboxAlerts(self.oauth_tokens, self.db, self.settings.notify.default_owner)
+
+    def grant_refused(self, mailbox: str, exc: Exception) -> None:
+        """SMTP or IMAP found the mailbox's grant refused: record and alert once."""
+        self.mailbox_alerts.grant_refused(mailbox, getattr(exc, "error", "invalid_grant"))
+
+    # --- end issue 15 ---------------------------------------------------------------------------
+
     @cached_property
     def notify(self) -> Notify:
         return Notify(self.db, lambda: self.sender, self.settings, self.clock, self.worker_id)
@@ -178,7 +207,7 @@ class App:
         from worker.adapters.smtp import SmtpSender
         boxes = {DEFAULT_MAILBOX: self.settings.smtp,
                  **{name: mb.smtp for name, mb in self.settings.mailboxes.items()}}
-        return SmtpSender(boxes)
+        return SmtpSender(boxes, self.token_sources, self.grant_refused)  # issue 15: OAuth 2.0
 
     @cached_property
     def inbound(self) -> list[Mailbox]:
@@ -193,11 +222,15 @@ class App:
         lease = s.worker.lease_s
         if s.imap.username:
             boxes.append(ImapMailbox(DEFAULT_MAILBOX, s.imap, self.inbox, self.db, self.worker_id,
-                                     lease_s=lease, clock=self.clock))
+                                     lease_s=lease, clock=self.clock,
+                                     tokens=self.token_sources.get(DEFAULT_MAILBOX),
+                                     on_revoked=self.grant_refused))
         for name, mb in s.mailboxes.items():
             if mb.watch and mb.imap.username:
                 boxes.append(ImapMailbox(name, mb.imap, self.inbox, self.db, self.worker_id,
-                                         lease_s=lease, clock=self.clock))
+                                         lease_s=lease, clock=self.clock,
+                                         tokens=self.token_sources.get(name),
+                                         on_revoked=self.grant_refused))
         return boxes
 
     def reset_doors(self) -> None:
