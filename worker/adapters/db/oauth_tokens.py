@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from worker.adapters.db import models as m
@@ -112,3 +112,13 @@ class OAuthTokens:
         """Paused mailboxes and why."""
         with self.session() as session:
             return {r.mailbox: r.reason for r in session.scalars(select(m.MailboxPause))}
+
+    # -- what `mailbox list` shows -------------------------------------------------------------
+
+    def last_sends(self) -> dict[str, datetime]:
+        """When each mailbox last had a mail accepted by its server."""
+        with self.session() as session:
+            rows = session.execute(select(m.Touch.mailbox, func.max(m.Touch.accepted_at))
+                                   .where(m.Touch.accepted_at.is_not(None))
+                                   .group_by(m.Touch.mailbox)).all()
+        return {str(name): at for name, at in rows if name is not None and at is not None}
