@@ -25,9 +25,10 @@ from worker.domain import tokens
 from worker.domain.model import EnrollmentStatus, SuppressionReason
 from worker.domain.sequence import Policy
 from worker.errors import UserError, WorkerLockError
-from worker.mailer import DEFAULT_MAILBOX, MailFactory, install_tag
+from worker.mailer import DEFAULT_MAILBOX, Mailboxes, MailFactory, install_tag
 from worker.metrics import Metrics
 from worker.ports import Clock, Mailbox, Sender, SystemClock
+from worker.usecases.bounce_guard import BounceGuard
 from worker.usecases.by_hand import ByHand
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
@@ -182,6 +183,18 @@ class App:
     @cached_property
     def mailbox_alerts(self) -> MailboxAlerts:
         return MailboxAlerts(self.oauth_tokens, self.db, self.settings.notify.default_owner)
+
+    @cached_property
+    def bounce_guard(self) -> BounceGuard:
+        """Holds the mail of stopped mailboxes; pauses one that bounces too much."""
+        from worker.adapters.db.mailbox_history import MailboxHistory
+        boxes = Mailboxes(self.settings)
+
+        def limits(name: str) -> tuple[float, int]:
+            return boxes.smtp(name).max_bounce_rate, boxes.smtp(name).bounce_window
+        return BounceGuard(self.oauth_tokens.stopped,
+                           MailboxHistory(self.db.session).recent_outcomes, limits,
+                           self.mailbox_alerts)
 
     def grant_refused(self, mailbox: str, exc: Exception) -> None:
         """SMTP or IMAP found the mailbox's grant refused: record and alert once."""

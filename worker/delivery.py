@@ -194,6 +194,10 @@ class Delivery:
 
     async def _send(self, channel: Any, job: Job, gate: Gate, at: float) -> Outcome | None:
         planner = self.app.planner
+        held = self.app.bounce_guard.held(job.envelope.mailbox)  # issue 15: paused/signed out
+        if held is not None:  # the mail waits (deferred), never dropped
+            self.stats["deferred"] += 1
+            return planner.deferred(job, None, held, self.app.clock.now(), True)
         started = time.perf_counter()
         try:
             result = await channel.send(job.envelope, gate)
@@ -222,6 +226,7 @@ class Delivery:
                         job.campaign, job.step_id, exc.code, exc.message[:200])
             if outcome.state == "bounced":
                 await self._db(self.app.after_smtp_bounce, job.lead_id, exc.code, exc.message)
+                await self._db(self.app.bounce_guard.after_bounce, job.envelope.mailbox)
             return outcome
         self.stats["accepted"] += 1
         self.last_send_ok_at = self.app.clock.now()

@@ -79,12 +79,7 @@ def login(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
 
 def mailbox_states(app: App) -> dict[str, str]:
     """Why a mailbox is stopped ("paused: ...", "signed out: ..."), by name."""
-    states = {name: f"paused: {reason}" for name, reason in app.oauth_tokens.pauses().items()}
-    for name, sign_in_row in app.oauth_tokens.sign_ins().items():
-        if sign_in_row.revoked_at is not None:
-            states[name] = (f"signed out: {sign_in_row.revoked_error} (run `nurture mailbox "
-                            f"login {name}`)")
-    return states
+    return app.oauth_tokens.stopped()
 
 
 def _when(at: datetime | None) -> str | None:

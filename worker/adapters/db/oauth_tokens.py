@@ -113,6 +113,16 @@ class OAuthTokens:
         with self.session() as session:
             return {r.mailbox: r.reason for r in session.scalars(select(m.MailboxPause))}
 
+    def stopped(self) -> dict[str, str]:
+        """Mailboxes that must not send, and why: "paused: ..." (bounce guard) or
+        "signed out: ..." (the provider refused the grant)."""
+        states = {name: f"paused: {reason}" for name, reason in self.pauses().items()}
+        for name, row in self.sign_ins().items():
+            if row.revoked_at is not None:
+                states[name] = (f"signed out: {row.revoked_error} (run `nurture mailbox "
+                                f"login {name}`)")
+        return states
+
     # -- what `mailbox list` shows -------------------------------------------------------------
 
     def last_sends(self) -> dict[str, datetime]:
