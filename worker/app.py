@@ -262,7 +262,8 @@ class App:
         """What the HTTP door is given: intake, unsubscribe, its reads, metrics, the key."""
         from worker.adapters.http_context import HttpPorts
         return HttpPorts(self.settings, self.service, self.by_hand, self.db, self.clock,
-                         self.metrics, self.inbound, self.secret_key(required=True))
+                         self.metrics, self.inbound, self.secret_key(required=True),
+                         self.oauth_tokens.stopped)  # issue 15: stopped mailboxes
 
     # --- worker lifecycle -----------------------------------------------------------------------
 

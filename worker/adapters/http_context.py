@@ -86,6 +86,7 @@ class HttpPorts:
         metrics: the Prometheus text.
         inbound: the watched mailboxes (their last success, for ``/healthz``).
         secret_key: verifies unsubscribe tokens.
+        stopped: mailboxes that must not send and why ("paused: bounce rate ...").
     """
 
     settings: Settings
@@ -96,6 +97,7 @@ class HttpPorts:
     metrics: MetricsText
     inbound: Sequence[Mailbox]
     secret_key: bytes
+    stopped: Callable[[], Mapping[str, str]] = dict  # issue 15
 
 
 class LoopState(Protocol):
