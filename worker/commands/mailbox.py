@@ -24,7 +24,8 @@ from worker.errors import OAuthError, UserError
 from worker.mailer import DEFAULT_MAILBOX, Mailboxes
 
 
-def _name(settings: Settings, given: str | None) -> str:
+def mailbox_name(settings: Settings, given: str | None) -> str:
+    """The mailbox a command names (default: the default one); UserError if unknown."""
     name = given or DEFAULT_MAILBOX
     if name not in Mailboxes(settings).names():
         raise UserError(f"no mailbox named {name!r} (configured: "
@@ -36,7 +37,7 @@ def login(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """The authorization-code flow with PKCE and a loopback redirect; stores the refresh
     token (sealed). Exit 0 "connected NAME as ACCOUNT", 1 with the provider's error."""
     s = settings()
-    name = _name(s, args.name)
+    name = mailbox_name(s, args.name)
     accounts = oauth_accounts(s)
     if name not in accounts:
         raise UserError(f"mailbox {name} does not sign in with OAuth 2.0 (set smtp.auth / "
@@ -134,7 +135,7 @@ def list_mailboxes(args: argparse.Namespace, settings: Callable[[], Settings]) -
 def resume(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """`nurture mailbox resume NAME`: a mailbox paused by the bounce guard sends again."""
     s = settings()
-    name = _name(s, args.name)
+    name = mailbox_name(s, args.name)
     app = App(s)
     app.db.check_schema()
     if app.oauth_tokens.resume(name):
