@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import pytest
 
 from tests.servers.smtp import ScriptedSmtpServer
-from worker.adapters import smtp as smtp_adapter
 from worker.adapters.smtp import SmtpChannel
 from worker.config import Secret, SmtpSettings
 from worker.errors import PermanentDeliveryError, TransientDeliveryError
@@ -166,18 +164,17 @@ def test_internationalised_addresses_go_as_the_server_allows(server: ScriptedSmt
 
 
 @pytest.mark.parametrize("mode", ["starttls", "tls"])
-def test_tls_and_auth_with_pipelining(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tls_and_auth_with_pipelining(mode: str) -> None:
     with ScriptedSmtpServer(auth={"dana": "s3cret"}, starttls=mode == "starttls",
                             implicit_tls=mode == "tls").start() as server:
         before = server.connections
-        trust: ssl.SSLContext = server.client_ssl_context()
-        monkeypatch.setattr(smtp_adapter, "_tls_context", lambda: trust)  # our own CA
 
         async def send(channel: SmtpChannel) -> list[Any]:
             results = [await channel.send(envelope(n)) for n in range(3)]
             assert channel._pipe is not None
             return results
-        results = run(server, send, tls=mode, username="dana", password=Secret("s3cret"))
+        results = run(server, send, tls=mode, username="dana", password=Secret("s3cret"),
+                      ca_file=str(server.cafile))  # our own CA, added to the system's trust
         assert [r.code for r in results] == [250, 250, 250]
         assert len(server.messages) == 3 and server.connections - before == 1
 

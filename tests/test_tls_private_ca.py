@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.servers.dovecot import Dovecot
+from worker.adapters.imap_session import ImapSession
 from worker.adapters.tls import client_context, server_name
-from worker.errors import ConfigError
+from worker.errors import ConfigError, MailboxError
 
 
 def _banner(dovecot: Dovecot, context: ssl.SSLContext, name: str) -> bytes:
@@ -46,3 +47,21 @@ def test_a_file_that_is_not_pem_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         client_context(str(bad), key="imap.ca_file")
     assert refused.value.key == "imap.ca_file"
+
+
+@pytest.mark.dovecot
+@pytest.mark.parametrize(("name", "ok"), [("localhost", True), ("imap.other.example", False)])
+def test_the_imap_session_checks_tls_server_name_and_the_ca_file(dovecot: Dovecot, name: str,
+                                                                  ok: bool) -> None:
+    account = dovecot.add_user()
+    settings = account.imap_settings(tls="tls", host="127.0.0.1", ca_file=str(dovecot.cafile),
+                                     tls_server_name=name, timeout_s=5.0)
+    if not ok:
+        with pytest.raises(MailboxError, match="CERTIFICATE_VERIFY_FAILED|mismatch"):
+            ImapSession.open(settings, readonly=True, timeout_s=5)
+        return
+    session = ImapSession.open(settings, readonly=True, timeout_s=5)
+    try:
+        assert session.uidvalidity > 0
+    finally:
+        session.close()

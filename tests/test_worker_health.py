@@ -36,3 +36,27 @@ async def test_healthz_is_degraded_while_every_send_has_failed_for_a_minute(
         assert "Relay access denied" in body["problems"][0]
     finally:
         assert await worker.stop() == 0
+
+
+async def test_healthz_shows_a_paused_mailbox_and_its_mail_waits(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    # Given a worker whose mailbox the bounce guard has paused
+    worker = await start_worker(tmp_path, smtp_server)
+    try:
+        await worker.db(worker.app.oauth_tokens.pause, "default",
+                        "bounce rate 7.5% over 200 sends")
+        # When a lead comes in
+        r = await worker.client.post("/api/leads", headers=AUTH, json={
+            "email": "ada@example.test", "campaign": "hello"})
+        assert r.status_code == 201
+        async with asyncio.timeout(15):
+            while worker.runner.stats["deferred"] < 1:
+                await asyncio.sleep(0.05)
+        # Then its mail waits and /healthz says why
+        body = (await worker.client.get("/healthz")).json()
+        assert body["mailboxes_stopped"] == {"default": "paused: bounce rate 7.5% over 200 sends"}
+        assert body["status"] == "degraded"
+        assert "mailbox default paused: bounce rate 7.5% over 200 sends" in body["problems"]
+        assert smtp_server.messages == []
+    finally:
+        assert await worker.stop() == 0

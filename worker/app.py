@@ -28,20 +28,24 @@ from worker.engine.planning import Planner
 from worker.engine.render_process import RenderProcess
 from worker.engine.runner import Runner
 from worker.errors import UserError, WorkerLockError
-from worker.mailer import DEFAULT_MAILBOX, MailFactory, install_tag
+from worker.mailer import DEFAULT_MAILBOX, Mailboxes, MailFactory, install_tag
 from worker.metrics import Metrics
 from worker.ports import Clock, Mailbox, Sender, SystemClock
+from worker.usecases.bounce_guard import BounceGuard
 from worker.usecases.by_hand import ByHand
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
+from worker.usecases.mailbox_alerts import MailboxAlerts
 from worker.usecases.notify import Notify
 from worker.usecases.suppress import Suppress
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
+    from worker.adapters.db.oauth_tokens import OAuthTokens
     from worker.adapters.db.people import PeopleRows
-    from worker.adapters.http.context import HttpPorts, LoopState
     from worker.adapters.db.workspace_rows import WorkspaceRows
+    from worker.adapters.http.context import HttpPorts, LoopState
+    from worker.adapters.oauth2 import TokenSource
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +160,44 @@ class App:
         """Read-side rows for the people commands."""
         return self.db.people
 
+    # --- mailbox sign-ins and pauses (issue 15) ------------------------------------------------
+
+    @cached_property
+    def oauth_tokens(self) -> OAuthTokens:
+        """Sealed refresh tokens and mailbox pauses (composed over the session factory)."""
+        from worker.adapters.db.oauth_tokens import OAuthTokens
+        from worker.adapters.secret_box import SecretBox
+        return OAuthTokens(self.db.session,
+                           lambda: SecretBox(self.settings.secret_key.reveal()), self.clock.now)
+
+    @cached_property
+    def token_sources(self) -> dict[str, TokenSource]:
+        """One access-token source per mailbox signing in with OAuth 2.0."""
+        from worker.adapters.oauth_sources import token_sources
+        return token_sources(self.settings, lambda: self.oauth_tokens)
+
+    @cached_property
+    def mailbox_alerts(self) -> MailboxAlerts:
+        return MailboxAlerts(self.oauth_tokens, self.db, self.settings.notify.default_owner)
+
+    @cached_property
+    def bounce_guard(self) -> BounceGuard:
+        """Holds the mail of stopped mailboxes; pauses one that bounces too much."""
+        from worker.adapters.db.mailbox_history import MailboxHistory
+        boxes = Mailboxes(self.settings)
+
+        def limits(name: str) -> tuple[float, int]:
+            return boxes.smtp(name).max_bounce_rate, boxes.smtp(name).bounce_window
+        return BounceGuard(self.oauth_tokens.stopped,
+                           MailboxHistory(self.db.session).recent_outcomes, limits,
+                           self.mailbox_alerts)
+
+    def grant_refused(self, mailbox: str, exc: Exception) -> None:
+        """SMTP or IMAP found the mailbox's grant refused: record and alert once."""
+        self.mailbox_alerts.grant_refused(mailbox, getattr(exc, "error", "invalid_grant"))
+
+    # --- end issue 15 ---------------------------------------------------------------------------
+
     @cached_property
     def notify(self) -> Notify:
         return Notify(self.db, lambda: self.sender, self.settings, self.clock, self.worker_id)
@@ -174,7 +216,7 @@ class App:
         from worker.adapters.smtp import SmtpSender
         boxes = {DEFAULT_MAILBOX: self.settings.smtp,
                  **{name: mb.smtp for name, mb in self.settings.mailboxes.items()}}
-        return SmtpSender(boxes)
+        return SmtpSender(boxes, self.token_sources, self.grant_refused)  # issue 15: OAuth 2.0
 
     @cached_property
     def inbound(self) -> list[Mailbox]:
@@ -189,11 +231,15 @@ class App:
         lease = s.worker.lease_s
         if s.imap.username:
             boxes.append(ImapMailbox(DEFAULT_MAILBOX, s.imap, self.inbox, self.db, self.worker_id,
-                                     lease_s=lease, clock=self.clock))
+                                     lease_s=lease, clock=self.clock,
+                                     tokens=self.token_sources.get(DEFAULT_MAILBOX),
+                                     on_revoked=self.grant_refused))
         for name, mb in s.mailboxes.items():
             if mb.watch and mb.imap.username:
                 boxes.append(ImapMailbox(name, mb.imap, self.inbox, self.db, self.worker_id,
-                                         lease_s=lease, clock=self.clock))
+                                         lease_s=lease, clock=self.clock,
+                                         tokens=self.token_sources.get(name),
+                                         on_revoked=self.grant_refused))
         return boxes
 
     def reset_doors(self) -> None:
@@ -213,7 +259,8 @@ class App:
         from worker.adapters.http.context import HttpPorts
         return HttpPorts(self.settings, self.service, self.by_hand, self.db, self.clock,
                          self.metrics, self.inbound, self.secret_key(required=True),
-                         self.workspace_mount())
+                         self.workspace_mount(),
+                         self.oauth_tokens.stopped)  # issue 15: stopped mailboxes
 
     # --- workspace (issue 17) -------------------------------------------------------------------
 
@@ -231,7 +278,7 @@ class App:
         from worker.adapters.workspace.routes import build
         return build(WorkspacePorts(self.settings, self.workspace_rows, self.by_hand,
                                     self.service, self.current_catalog, self.clock,
-                                    self.send_notification, self.secret_key(required=True)))
+                                    self.notify.send, self.secret_key(required=True)))
 
     # --- worker lifecycle -----------------------------------------------------------------------
 
@@ -296,7 +343,8 @@ class App:
                     mailboxes=self.inbound, planner=self.planner,
                     catalog=self.current_catalog, render_process=self.render_process,
                     metrics=self.metrics, clock=self.clock, notify=self.notify,
-                    on_bounce=self.suppress.smtp_bounce, start=self.start_worker,
+                    on_bounce=self.suppress.smtp_bounce, guard=self.bounce_guard,
+                    start=self.start_worker,
                     stop=self.stop_worker, reset_doors=self.reset_doors,
                     reload_catalog=self.reload_catalog_if_changed,
                     start_http=self.start_http, once=once)

@@ -151,6 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = hooks.add_subparsers(dest="webhooks_command", metavar="ACTION")
     _add(wsub, "secret", "worker.commands.webhooks:secret", "print a new signing secret "
          "(whsec_...) for NURTURE_WEBHOOKS__NAME__SECRET")
+    mbox = sub.add_parser("mailbox", help="mailbox sign-in, checks and state",
+                          description="mailbox sign-in, checks and state")
+    mbox.set_defaults(handler="help", parser=mbox)
+    msub = mbox.add_subparsers(dest="mailbox_command", metavar="ACTION")
+    p = _add(msub, "login", "worker.commands.mailbox:login", "sign a mailbox in with OAuth 2.0 "
+             "(authorization code, PKCE, loopback redirect) and store its refresh token")
+    p.add_argument("name", nargs="?", metavar="NAME", help="default: the default mailbox")
+    p.add_argument("--no-browser", action="store_true", help="only print the URL to open")
+    p.add_argument("--timeout-s", type=float, default=300.0, help="wait this long (default 300)")
+    p = _add(msub, "test", "worker.commands.mailbox_test:test", "connect as the worker would: "
+             "SMTP, TLS, sign-in, IMAP, folder, IDLE, UIDVALIDITY; exit 1 on a failure")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p = _add(msub, "list", "worker.commands.mailbox:list_mailboxes", "each mailbox: address, "
+             "auth, caps, connected account, last send, last inbox read, state")
+    p.add_argument("--json", action="store_true")
+    p = _add(msub, "resume", "worker.commands.mailbox:resume", "let a mailbox paused by the "
+             "bounce guard send again")
+    p.add_argument("name", metavar="NAME")
     p = _add(sub, "status", "worker.commands.ops:status", "for ops: due backlog, sends per "
              "mailbox against caps, last inbox check, workers alive")
     p.add_argument("--json", action="store_true")

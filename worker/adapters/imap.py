@@ -19,8 +19,9 @@ from datetime import datetime
 
 from worker.adapters.imap_fences import FenceQueue
 from worker.adapters.imap_session import ImapSession, backoff_s
+from worker.adapters.oauth2 import TokenSource
 from worker.config import ImapSettings
-from worker.errors import MailboxError
+from worker.errors import GrantRevokedError, MailboxError
 from worker.ports import Checkpoint, CheckpointStore, Clock, InboundSink, RawMessage, SystemClock
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 _CHECKPOINT_EVERY = 50   # messages handled between checkpoint saves during a long rescan
 _SUCCESS_SAVE_EVERY_S = 60.0  # how stale the stored "last inbox check" may get
+REVOKED_RETRY_S = 60.0  # a mailbox whose grant was refused looks for a new sign-in this often
 
 
 class _LeaseLost(Exception):
@@ -42,7 +44,9 @@ class ImapMailbox:
                  max_bytes: int = DEFAULT_MAX_BYTES, lease_s: float = 30.0,
                  idle_check_s: float = 0.25, ssl_context: ssl.SSLContext | None = None,
                  clock: Clock | None = None,
-                 backoff: Callable[[int], float] = backoff_s) -> None:
+                 backoff: Callable[[int], float] = backoff_s,
+                 tokens: TokenSource | None = None,
+                 on_revoked: Callable[[str, GrantRevokedError], None] | None = None) -> None:
         self.name = name
         self.settings = settings
         self.folder = settings.folder
@@ -53,6 +57,8 @@ class ImapMailbox:
         self._sink = sink
         self._checkpoints = checkpoints
         self._ssl_context = ssl_context
+        self._tokens = tokens  # imap.auth = "oauth2": the mailbox's access tokens
+        self._on_revoked = on_revoked
         self._clock: Clock = clock or SystemClock()
         self._backoff = backoff
         self._fences = FenceQueue()
@@ -116,7 +122,8 @@ class ImapMailbox:
                 try:
                     session = ImapSession.open(self.settings, readonly=self._readonly,
                                                timeout_s=self.settings.timeout_s,
-                                               ssl_context=self._ssl_context)
+                                               ssl_context=self._ssl_context,
+                                               tokens=self._tokens)
                     self._checkpoint = self._checkpoints.load_checkpoint(self.name, self.folder)
                     self._sync(session)
                     self._fences.set_serving(True)
@@ -130,6 +137,14 @@ class ImapMailbox:
                                 self.name, self.worker_id)
                     self._holds_lease = False
                     delay_s = self.lease_s / 3
+                except GrantRevokedError as exc:
+                    # Reconnecting cannot help: watching stops until someone signs in again
+                    # (the token source picks the new sign-in up on the next try).
+                    log.error("action=imap_grant_revoked mailbox=%s error=%s", self.name,
+                              exc.error)
+                    if self._on_revoked is not None:
+                        self._on_revoked(self.name, exc)
+                    delay_s = REVOKED_RETRY_S
                 except Exception as exc:  # noqa: BLE001 - the watcher must outlive any error
                     attempt += 1
                     delay_s = self._backoff(attempt)
@@ -308,7 +323,8 @@ class ImapMailbox:
             raise MailboxError("fence timed out")
         if self._oneoff is None:
             self._oneoff = ImapSession.open(self.settings, readonly=True, timeout_s=timeout_s,
-                                            ssl_context=self._ssl_context)
+                                            ssl_context=self._ssl_context,
+                                            tokens=self._tokens)
         session = self._oneoff
         session.set_timeout(timeout_s)
         checkpoint = self._checkpoints.load_checkpoint(self.name, self.folder)

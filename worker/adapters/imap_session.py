@@ -18,9 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 
+from worker.adapters import tls
+from worker.adapters.oauth2 import TokenSource
 from worker.config import ImapSettings
-from worker.errors import MailboxError
+from worker.errors import GrantRevokedError, MailboxError, OAuthError
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +71,16 @@ class ImapSession:
 
     @classmethod
     def open(cls, settings: ImapSettings, *, readonly: bool, timeout_s: float,
-             ssl_context: ssl.SSLContext | None = None) -> ImapSession:
-        """Connect (tls none|starttls|tls), log in and select the folder."""
+             ssl_context: ssl.SSLContext | None = None,
+             tokens: TokenSource | None = None) -> ImapSession:
+        """Connect (tls none|starttls|tls), log in and select the folder.
+
+        ``tokens`` signs in with OAuth 2.0 (``imap.auth = "oauth2"``); a GrantRevokedError
+        from it passes through untranslated: the mailbox must stop, not reconnect."""
         where = f"{settings.host}:{settings.port}"
+        if ssl_context is None and settings.tls != "none":
+            ssl_context = tls.client_context(settings.ca_file, key="imap.ca_file",
+                                             server_name=settings.tls_server_name)
         try:
             client = IMAPClient(settings.host, settings.port, ssl=settings.tls == "tls",
                                 ssl_context=ssl_context, timeout=timeout_s)
@@ -81,7 +91,9 @@ class ImapSession:
             client.normalise_times = False
             if settings.tls == "starttls":
                 client.starttls(ssl_context)
-            if settings.username:
+            if settings.auth == "oauth2":
+                oauth_login(client, settings.username, tokens)
+            elif settings.username:
                 # imapclient logs LOGIN as "**REDACTED**"; the error text is the server's.
                 client.login(settings.username, settings.password.reveal())
             if not readonly and settings.move_to and not client.folder_exists(settings.move_to):
@@ -89,6 +101,9 @@ class ImapSession:
             info = client.select_folder(settings.folder, readonly=readonly)
             uidvalidity = int(info[b"UIDVALIDITY"])
             uidnext = int(info.get(b"UIDNEXT", 0))
+        except OAuthError:
+            _shutdown(client)
+            raise
         except _OPEN_ERRORS as exc:
             _shutdown(client)
             raise MailboxError(f"{where} folder {settings.folder!r}: {_describe(exc)}") from exc
@@ -265,6 +280,29 @@ def _body(item: dict[bytes, Any]) -> bytes | None:
         if isinstance(key, bytes) and key.startswith(b"BODY[") and isinstance(value, bytes):
             return value
     return None
+
+
+def oauth_login(client: IMAPClient, user: str, tokens: TokenSource | None) -> None:
+    """AUTHENTICATE XOAUTH2 (OAUTHBEARER where only that is offered); a refused token is
+    refreshed once and tried again. imapclient builds the SASL strings; the error text is
+    the server's."""
+    if tokens is None:
+        raise GrantRevokedError("login_required", "auth = oauth2 but no sign-in stored; run "
+                                "`nurture mailbox login`")
+    offered = client.capabilities()
+    bearer_only = b"AUTH=OAUTHBEARER" in offered and b"AUTH=XOAUTH2" not in offered
+
+    def attempt(token: str) -> None:
+        if bearer_only:
+            client.oauthbearer_login(user, token)
+        else:
+            client.oauth2_login(user, token)
+
+    try:
+        attempt(tokens.access_token())
+    except LoginError as exc:
+        log.info("action=imap_token_refused error=%r", str(exc)[:200])
+        attempt(tokens.force_refresh())
 
 
 def _describe(exc: BaseException) -> str:

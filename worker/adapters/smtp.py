@@ -16,15 +16,15 @@ import contextlib
 import logging
 import random
 import re
-import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import aiosmtplib
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from worker.adapters.oauth2 import TokenSource
+from worker.adapters.smtp_auth import OnRevoked, by_code, open_client, translate
 from worker.adapters.smtp_pipe import Pipe
 from worker.config import SmtpSettings
-from worker.domain import policy
 from worker.errors import PermanentDeliveryError, TransientDeliveryError
 from worker.ports import Envelope, Gate, SendResult
 
@@ -40,9 +40,12 @@ def _retryable(exc: BaseException) -> bool:
 class SmtpChannel:
     """One SMTP connection."""
 
-    def __init__(self, name: str, settings: SmtpSettings) -> None:
+    def __init__(self, name: str, settings: SmtpSettings, tokens: TokenSource | None = None,
+                 on_revoked: OnRevoked | None = None) -> None:
         self.name = name
         self.settings = settings
+        self._tokens = tokens  # auth = "oauth2": the mailbox's access tokens
+        self._on_revoked = on_revoked
         self._client: aiosmtplib.SMTP | None = None
         self._pipe: Pipe | None = None  # set while the server offers PIPELINING
         # An idle connection is closed with QUIT after ``idle_s`` (a server holds it open
@@ -51,23 +54,7 @@ class SmtpChannel:
         self._idle_close: asyncio.Task[None] | None = None
 
     async def _connect(self) -> aiosmtplib.SMTP:
-        s = self.settings
-        client = aiosmtplib.SMTP(
-            hostname=s.host, port=s.port, timeout=s.timeout_s, use_tls=s.tls == "tls",
-            start_tls=s.tls == "starttls",
-            tls_context=_tls_context() if s.tls != "none" else None)
-        try:
-            await client.connect()
-            if s.username:
-                await client.login(s.username, s.password.reveal())
-            if client.is_ehlo_or_helo_needed:
-                await client.ehlo()  # now: what the server offers (PIPELINING) decides the path
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise PermanentDeliveryError(exc.code, f"authentication failed for {s.username}: "
-                                         f"{exc.message}") from None
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise _translate(exc) from None
-        return client
+        return await open_client(self.name, self.settings, self._tokens, self._on_revoked)
 
     async def send(self, envelope: Envelope, gate: Gate | None = None) -> SendResult | None:
         """Hand one mail over once ``gate`` allows it; None if it does not (withdrawn).
@@ -133,15 +120,15 @@ class SmtpChannel:
             errors, message = done
         except aiosmtplib.SMTPRecipientRefused as exc:
             await self._reset(client)
-            raise _by_code(exc.code, exc.message) from None
+            raise by_code(exc.code, exc.message) from None
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0] if exc.recipients else None
             code = refused.code if refused else 550
             text = refused.message if refused else str(exc)
             await self._reset(client)
-            raise _by_code(code, text) from None
+            raise by_code(code, text) from None
         except (aiosmtplib.SMTPException, OSError) as exc:
-            error = _translate(exc)
+            error = translate(exc)
             if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code < 400:
                 error = TransientDeliveryError(exc.code, exc.message)
             if isinstance(exc, aiosmtplib.SMTPResponseException) and 400 <= exc.code != 421:
@@ -151,7 +138,7 @@ class SmtpChannel:
             raise error from None
         if errors:
             code, text = next(iter(errors.values()))
-            raise _by_code(code, text)
+            raise by_code(code, text)
         return SendResult(250, message)
 
     async def _send_pipelined(self, pipe: Pipe, envelope: Envelope,
@@ -164,13 +151,13 @@ class SmtpChannel:
             # connection, TLS and AUTH, and trips the server's connection-rate limits).
             if exc.open_data or exc.code == 421 or not await self._reset_pipe(pipe):
                 await self._drop()
-            raise _by_code(exc.code, exc.text) from None
+            raise by_code(exc.code, exc.text) from None
         except TimeoutError:
             await self._drop()
             raise TransientDeliveryError(None, "timeout: no answer from the server in time") from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self._drop()
-            raise _translate(exc) from None
+            raise translate(exc) from None
         if done is None:
             await self._drop()  # abandon the open DATA: the server discards the mail
             return None
@@ -353,38 +340,23 @@ def _stuff(data: bytes) -> bytes:
     return message if message.endswith(b"\r\n") else message + b"\r\n"
 
 
-def _tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
-def _by_code(code: int, text: str) -> TransientDeliveryError | PermanentDeliveryError:
-    if 400 <= code < 500:
-        return TransientDeliveryError(code, text, throttled=policy.is_throttle(code, text))
-    return PermanentDeliveryError(code, text)
-
-
-def _translate(exc: BaseException) -> TransientDeliveryError | PermanentDeliveryError:
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return _by_code(exc.code, exc.message)
-    if isinstance(exc, aiosmtplib.SMTPTimeoutError):
-        return TransientDeliveryError(None, f"timeout: {exc}")
-    if isinstance(exc, TimeoutError):
-        return TransientDeliveryError(None, "timeout: no answer from the server in time")
-    return TransientDeliveryError(None, f"connection: {exc.__class__.__name__}: {exc}")
-
-
 class SmtpSender:
     """The ``Sender`` port over SMTP, one settings block per mailbox."""
 
-    def __init__(self, mailboxes: dict[str, SmtpSettings]) -> None:
+    def __init__(self, mailboxes: dict[str, SmtpSettings],
+                 tokens: Mapping[str, TokenSource] | None = None,
+                 on_revoked: OnRevoked | None = None) -> None:
         self.mailboxes = mailboxes
+        self._tokens = dict(tokens or {})  # per mailbox with auth = "oauth2"
+        self._on_revoked = on_revoked
         self._open: list[SmtpChannel] = []
 
     def channels_for(self, mailbox: str) -> int:
         return self.mailboxes[mailbox].connections
 
     async def open_channel(self, mailbox: str) -> SmtpChannel:
-        channel = SmtpChannel(mailbox, self.mailboxes[mailbox])
+        channel = SmtpChannel(mailbox, self.mailboxes[mailbox], self._tokens.get(mailbox),
+                              self._on_revoked)
         self._open.append(channel)
         return channel
 

@@ -8,14 +8,34 @@ IP address. There is no switch that turns verification off.
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 from worker.errors import ConfigError
 
 
-def client_context(ca_file: str = "", *, key: str = "ca_file") -> ssl.SSLContext:
+class _NamedContext(ssl.SSLContext):
+    """A context that checks one fixed name, whatever host the library connects to: for
+    libraries (imaplib) that pass ``host`` as the server name with no way to change it."""
+
+    expected_name = ""
+
+    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs["server_hostname"] = self.expected_name
+        return super().wrap_socket(sock, *args, **kwargs)
+
+
+def client_context(ca_file: str = "", *, key: str = "ca_file",
+                   server_name: str = "") -> ssl.SSLContext:
     """A verifying context (hostname checked, TLS 1.2+) trusting the system's CAs and
-    ``ca_file``. A file that is not a PEM bundle is a ConfigError naming ``key``."""
-    context = ssl.create_default_context()
+    ``ca_file``; with ``server_name`` the certificate is checked against that name instead
+    of the host connected to. A file that is not a PEM bundle is a ConfigError naming ``key``."""
+    if server_name:
+        named = _NamedContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies and checks the name
+        named.expected_name = server_name
+        named.load_default_certs()
+        context: ssl.SSLContext = named
+    else:
+        context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if ca_file:
         try:

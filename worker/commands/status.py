@@ -44,13 +44,15 @@ def collect_status(app: App) -> dict[str, Any]:
     due, oldest = db.due_backlog(now)
     boxes = Mailboxes(app.settings)
     mailboxes = []
+    stopped = app.oauth_tokens.stopped()  # issue 15: "paused: bounce rate ...", "signed out: ..."
     for name in boxes.names():
         smtp = boxes.smtp(name)
         hour, day, _ = db.mailbox_usage(name, now)
         mailboxes.append({"name": name, "sent_last_hour": hour, "hourly_cap": smtp.hourly_cap,
                           "sent_last_day": day, "daily_cap": smtp.daily_cap,
                           "at_cap": bool((smtp.hourly_cap and hour >= smtp.hourly_cap)
-                                         or (smtp.daily_cap and day >= smtp.daily_cap))})
+                                         or (smtp.daily_cap and day >= smtp.daily_cap)),
+                          "state": stopped.get(name, "sending")})
     states = {st.mailbox: st for st in db.mailbox_states()}
     inbox = []
     for name in sorted(set(_watched(app)) | set(states)):
@@ -118,12 +120,12 @@ def show_status(app: App, as_json: bool) -> int:
     ]
     for line in lines:
         out.print(Text(line))
-    table = Table("mailbox", "sent last hour", "sent last day", title="Sending",
+    table = Table("mailbox", "sent last hour", "sent last day", "state", title="Sending",
                   title_justify="left")
     for mb in data["mailboxes"]:
         table.add_row(Text(mb["name"] + (" (at cap)" if mb["at_cap"] else "")),
                       _cap(mb["sent_last_hour"], mb["hourly_cap"]),
-                      _cap(mb["sent_last_day"], mb["daily_cap"]))
+                      _cap(mb["sent_last_day"], mb["daily_cap"]), Text(mb["state"]))
     out.print(table)
     inbox = Table("mailbox", "folder", "last read", title="Inbox", title_justify="left")
     for ib in data["inbox"]:

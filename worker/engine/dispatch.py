@@ -47,6 +47,13 @@ class SendMetrics(Protocol):
     def failed(self, mailbox: str, state: str) -> None: ...
 
 
+class MailboxGuard(Protocol):
+    """Which mailboxes must hold their mail (paused for bounces, signed out)."""
+
+    def held(self, mailbox: str) -> str | None: ...
+    def after_bounce(self, mailbox: str) -> bool: ...
+
+
 class Dispatcher:
     """The channels of a worker and the state they share.
 
@@ -60,13 +67,14 @@ class Dispatcher:
         run_db: runs a blocking call off the event loop.
         stop_event: the worker is stopping: channels finish the mail in hand and return.
         batch_size: ``drained`` is set once no more than this many mails are in flight.
+        guard: holds the mail of a paused or signed-out mailbox; judges hard bounces.
     """
 
     def __init__(self, sender: Sender, ledger: Ledger, planner: OutcomePlanner,
                  metrics: SendMetrics, clock: Clock,
                  on_bounce: Callable[[int, int | None, str], None],
                  run_db: Callable[..., Awaitable[Any]], stop_event: asyncio.Event,
-                 batch_size: int) -> None:
+                 batch_size: int, guard: MailboxGuard) -> None:
         self.sender = sender
         self.ledger = ledger
         self.planner = planner
@@ -76,6 +84,7 @@ class Dispatcher:
         self.run_db = run_db
         self.stop_event = stop_event
         self.batch_size = batch_size
+        self.guard = guard
         self.drained = asyncio.Event()
         self.queues: dict[str, asyncio.Queue[Job]] = {}
         self.channel_tasks: list[asyncio.Task[None]] = []
@@ -203,6 +212,10 @@ class Dispatcher:
 
     async def _send(self, channel: Any, job: Job, gate: Gate, at: float) -> Outcome | None:
         planner = self.planner
+        held = self.guard.held(job.envelope.mailbox)  # paused or signed out (issue 15)
+        if held is not None:  # the mail waits (deferred), never dropped
+            self.stats["deferred"] += 1
+            return planner.deferred(job, None, held, self.clock.now(), True)
         started = time.perf_counter()
         try:
             result = await channel.send(job.envelope, gate)
@@ -231,6 +244,7 @@ class Dispatcher:
                         job.campaign, job.step_id, exc.code, exc.message[:200])
             if outcome.state == "bounced":
                 await self.run_db(self.on_bounce, job.lead_id, exc.code, exc.message)
+                await self.run_db(self.guard.after_bounce, job.envelope.mailbox)
             return outcome
         self.stats["accepted"] += 1
         self.last_send_ok_at = self.clock.now()

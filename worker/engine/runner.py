@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from worker.catalog import Catalog
 from worker.config import Settings
 from worker.engine.contracts import LoopMetrics, LoopStore, Notifier
-from worker.engine.dispatch import Dispatcher, Pause
+from worker.engine.dispatch import Dispatcher, MailboxGuard, Pause
 from worker.engine.ledger import Ledger, RecordStore
 from worker.engine.planning import Job, Planner
 from worker.engine.render_process import RenderProcess
@@ -47,6 +47,7 @@ class Runner:
         render_process: starts the second process, or returns None.
         metrics, clock: counters and time.
         notify: the notification use-case; on_bounce: the "address is dead" use-case.
+        guard: holds the mail of a paused or signed-out mailbox; judges bounces.
         start, stop, reset_doors: the worker's registration (and SQLite lock), its end, and
             forgetting one-shot doors after a run.
         reload_catalog: re-reads edited campaigns; True if they changed.
@@ -59,7 +60,7 @@ class Runner:
                  planner: Planner, catalog: Callable[[], Catalog],
                  render_process: Callable[[], RenderProcess | None], metrics: LoopMetrics,
                  clock: Clock, notify: Notifier,
-                 on_bounce: Callable[[int, int | None, str], None],
+                 on_bounce: Callable[[int, int | None, str], None], guard: MailboxGuard,
                  start: Callable[[], None], stop: Callable[[], None],
                  reset_doors: Callable[[], None], reload_catalog: Callable[[], bool],
                  start_http: Callable[[Runner], Awaitable[asyncio.Task[Any] | None]],
@@ -87,7 +88,7 @@ class Runner:
         self.ledger_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-ledger")
         self.ledger = Ledger(records, worker_id, self.ledger_pool, inline_store)
         self.dispatch = Dispatcher(sender, self.ledger, planner, metrics, clock, on_bounce,
-                                   self._db, self.stop_event, settings.worker.batch_size)
+                                   self._db, self.stop_event, settings.worker.batch_size, guard)
         # The dispatcher's counters, under the names the health page, tests and the
         # benchmark read (the same objects: the dispatcher alone changes them).
         self.stats: Counter[str] = self.dispatch.stats

@@ -357,3 +357,28 @@ class WebhookOutbox(Base):
               sqlite_where=text(PENDING_SQL), postgresql_where=text(PENDING_SQL)),
         Index("ix_webhook_outbox_endpoint_created", "endpoint", "created_at"),
     )
+
+
+class OAuthToken(Base):
+    """A mailbox's OAuth 2.0 sign-in: the refresh token sealed with a key derived from
+    NURTURE_SECRET_KEY (never in clear), the account it belongs to, and whether the provider
+    has refused it (``revoked_at``: the mailbox waits for `nurture mailbox login`)."""
+
+    __tablename__ = "oauth_tokens"
+
+    mailbox: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(320), default="")
+    refresh_sealed: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MailboxPause(Base):
+    """A mailbox stopped from sending by the bounce guard, until `nurture mailbox resume`."""
+
+    __tablename__ = "mailbox_pauses"
+
+    mailbox: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    paused_at: Mapped[datetime]

@@ -88,6 +88,7 @@ class HttpPorts:
         metrics: the Prometheus text.
         inbound: the watched mailboxes (their last success, for ``/healthz``).
         secret_key: verifies unsubscribe tokens.
+        stopped: mailboxes that must not send and why ("paused: bounce rate ...").
     """
 
     settings: Settings
@@ -100,6 +101,7 @@ class HttpPorts:
     secret_key: bytes
     # --- workspace (issue 17): the /app mount, None when app.enabled = false ---
     workspace: BaseRoute | None = None
+    stopped: Callable[[], Mapping[str, str]] = dict  # issue 15
 
 
 class LoopState(Protocol):

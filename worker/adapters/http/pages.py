@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -110,10 +111,12 @@ class Pages:
             db_ok = False
         backlog: tuple[int | None, float | None] = (None, None)
         states: dict[str, datetime | None] = {}
+        stopped: Mapping[str, str] = {}
         if db_ok:
             try:
                 backlog = await asyncio.to_thread(self._backlog)
                 states = await asyncio.to_thread(self._stored_mailbox_states)
+                stopped = await asyncio.to_thread(self.ctx.app.stopped)
             except StoreError as exc:
                 log.warning("action=healthz_store_failed error=%r", str(exc)[:300])
         for box in self.ctx.app.inbound:
@@ -130,11 +133,13 @@ class Pages:
             "imap_last_success_at": {name: _iso(at) for name, at in sorted(states.items())},
             "due_backlog": backlog[0],
             "oldest_due_lag_s": backlog[1],
+            "mailboxes_stopped": dict(sorted(stopped.items())),  # "paused: bounce rate ..."
         }
         # Still 200 (a liveness check), but say so when a door has been failing a while.
         problems = health_problems(
             self.ctx.app.clock.now(), runner.smtp_failing_since, runner.last_send_error,
             {box.name: states.get(box.name) for box in self.ctx.app.inbound}, runner.started_at_wall)
+        problems += [f"mailbox {name} {why}" for name, why in sorted(stopped.items())]
         if db_ok and problems:
             body.update(status="degraded", problems=problems)
         return answer(200 if db_ok else 503, body)

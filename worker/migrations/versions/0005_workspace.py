@@ -1,7 +1,7 @@
 """workspace: sign-in links, sessions and the log of who did what (issue 17)
 
-Revision ID: 0006
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-03
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0006'
-down_revision = '0003'  # the lead engineer re-chains this at merge
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
