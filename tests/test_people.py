@@ -59,8 +59,9 @@ def test_lead_show_json_has_every_touch_and_inbound_message(scenario: Scenario) 
     assert all(t["sent_at"].startswith("2026-03-0") for t in enrolment["touches"])
     # and her reply, with its class, how it matched, the action and the touch it answered
     [reply] = data["inbound"]
-    assert (reply["class"], reply["subclass"], reply["matched_by"]) == ("human", None,
+    assert (reply["class"], reply["subclass"], reply["matched_by"]) == ("human", "interested",
                                                                        "in_reply_to")
+    assert reply["intent"] == "interested" and isinstance(reply["id"], int)
     assert reply["action"].startswith("replied")
     assert reply["answered"] == {"campaign": "drip", "step": "hello", "touch_number": 1}
     assert reply["received_at"] == (T0 + timedelta(days=2, hours=1)).isoformat()
@@ -100,7 +101,10 @@ def test_lead_show_timeline_is_in_the_leads_zone(scenario: Scenario) -> None:
 def test_lead_show_timeline_lists_replies_with_class_and_action(scenario: Scenario) -> None:
     code, out, err = scenario.cli("lead", "show", "bob@b.example")
     assert code == 0, err
-    assert "mail in: human" in out and "replied: 1 enrolment(s) stopped" in out
+    # (the reply's id, to reclassify it by, and its intent)
+    [reply] = show(scenario, "bob@b.example")["inbound"]
+    assert f"mail in #{reply['id']}: human/interested" in out
+    assert "replied: 1 enrolment(s)" in out
     assert "drip / hello (touch #1)" in out and "active -> replied" in out
 
 
