@@ -31,6 +31,7 @@ from worker.ports import Clock, Mailbox, Sender, SystemClock
 from worker.usecases.by_hand import ByHand
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
+from worker.usecases.intent_actions import IntentActions  # reply intent (issue 14)
 from worker.usecases.notify import NoteRow, Notify
 from worker.usecases.suppress import Suppress
 
@@ -150,9 +151,15 @@ class App:
 
     @cached_property
     def inbox(self) -> Inbound:
+        # --- reply intent (issue 14): owner tasks composed over the session factory ---
+        from worker.adapters.db.owner_tasks import OwnerTasks  # lazily, as PeopleRows
+        intents = IntentActions(self.db, OwnerTasks(self.db.session), self.db,
+                                self.current_catalog, self.clock, self.settings.inbound,
+                                self.settings.notify.default_owner)
+        # --- end reply intent ---
         return Inbound(self.db, self.current_catalog, self.clock, self.metrics, self.suppress,
                        self.settings.inbound, self.settings.notify,
-                       self.secret_key(required=False))
+                       self.secret_key(required=False), intents)
 
     @cached_property
     def people(self) -> PeopleRows:

@@ -56,8 +56,8 @@ class InboundSettings:
     ooo_max_days: int = 30
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
-    # The receiving server's RFC 8601 authserv-id: a DMARC fail under it is believed
-    authserv_id: str = ""
+    not_now_default_days: int = 90  # a "not now" naming no date: its task this far out
+    authserv_id: str = ""  # the receiving server's RFC 8601 id: a DMARC fail under it counts
 
 
 @dataclass(frozen=True)
