@@ -79,7 +79,7 @@ def test_plain_reply_is_human() -> None:
     result = run(mail("Great, can we talk on Tuesday?" + QUOTE_WITH_FOOTER))
     # Then it is a human reply, not an unsubscribe request
     assert result.cls == InboundClass.HUMAN
-    assert result.subclass is None
+    assert result.subclass == "interested" and "can we talk" in result.reason
     assert result.return_date is None
     assert "person" in result.reason
 

@@ -241,7 +241,8 @@ def test_inbox_classify_command(tmp_path: Path) -> None:
     assert code == 1
     assert str(missing) in err.getvalue() and "Traceback" not in err.getvalue()
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [set(r) for r in rows] == [{"file", "class", "subclass", "reason", "return_date"}] * 2
+    assert [set(r) for r in rows] == [{"file", "class", "subclass", "reason", "return_date",
+                                       "referrals"}] * 2
     assert rows[0]["class"] == "auto_reply" and rows[0]["return_date"] == "2026-03-09"
     assert (rows[1]["class"], rows[1]["subclass"]) == ("bounce", "hard")
     assert rows[1]["return_date"] is None
@@ -252,5 +253,26 @@ def test_inbox_classify_text_output(tmp_path: Path) -> None:
     path.write_bytes(mail("Call me tomorrow." + QUOTE_WITH_FOOTER))
     out, err = io.StringIO(), io.StringIO()
     assert run_classify([str(path)], False, out, err) == 0
-    assert out.getvalue().startswith(f"{path}: human (")
+    # (a human reply carries its intent as the subclass, the phrase that decided in the reason)
+    assert out.getvalue().startswith(f"{path}: human/interested (")
+    assert "'Call me'" in out.getvalue()
     assert err.getvalue() == ""
+
+
+def test_inbox_classify_json_gives_intent_date_and_referrals(tmp_path: Path) -> None:
+    # Given a reply that defers to a named date, and one that refers us to a colleague
+    later = tmp_path / "later.eml"
+    later.write_bytes(mail("Not right now - please come back to me after 14 March."
+                           + QUOTE_WITH_FOOTER))
+    ref = tmp_path / "ref.eml"
+    ref.write_bytes(mail("I'm not the right person, please talk to Jan (jan@corp.example)."
+                         + QUOTE_WITH_FOOTER))
+    out, err = io.StringIO(), io.StringIO()
+    # When both are classified as JSON
+    assert run_classify([str(later), str(ref)], True, out, err) == 0
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    # Then the not_now carries its date and the referral its addresses (a list)
+    assert (rows[0]["class"], rows[0]["subclass"]) == ("human", "not_now")
+    assert rows[0]["return_date"] is not None and rows[0]["return_date"][5:] == "03-15"  # the day after
+    assert rows[0]["referrals"] == []
+    assert (rows[1]["subclass"], rows[1]["referrals"]) == ("referral", ["jan@corp.example"])

@@ -55,12 +55,14 @@ def test_lead_show_json_has_every_touch_and_inbound_message(scenario: Scenario) 
     # and every touch with the Message-ID the SMTP server received
     sent = [m["message_id"] for m in scenario.sent("alice@a.example")]
     assert [(t["step"], t["kind"], t["message_id"]) for t in enrolment["touches"]] == \
-        [("hello", "email", sent[0]), ("follow-up", "email", sent[1])]
+        [("hello", "email", sent[0]), ("follow-up", "email", sent[1]),
+         ("reply:interested", "task", None)]  # her reply is interested: the owner's task
     assert all(t["sent_at"].startswith("2026-03-0") for t in enrolment["touches"])
     # and her reply, with its class, how it matched, the action and the touch it answered
     [reply] = data["inbound"]
-    assert (reply["class"], reply["subclass"], reply["matched_by"]) == ("human", None,
+    assert (reply["class"], reply["subclass"], reply["matched_by"]) == ("human", "interested",
                                                                        "in_reply_to")
+    assert reply["intent"] == "interested" and isinstance(reply["id"], int)
     assert reply["action"].startswith("replied")
     assert reply["answered"] == {"campaign": "drip", "step": "hello", "touch_number": 1}
     assert reply["received_at"] == (T0 + timedelta(days=2, hours=1)).isoformat()
@@ -100,7 +102,10 @@ def test_lead_show_timeline_is_in_the_leads_zone(scenario: Scenario) -> None:
 def test_lead_show_timeline_lists_replies_with_class_and_action(scenario: Scenario) -> None:
     code, out, err = scenario.cli("lead", "show", "bob@b.example")
     assert code == 0, err
-    assert "mail in: human" in out and "replied: 1 enrolment(s) stopped" in out
+    # (the reply's id, to reclassify it by, and its intent)
+    [reply] = show(scenario, "bob@b.example")["inbound"]
+    assert f"mail in #{reply['id']}: human/interested" in out
+    assert "replied: 1 enrolment(s)" in out
     assert "drip / hello (touch #1)" in out and "active -> replied" in out
 
 
@@ -118,7 +123,7 @@ def test_lead_show_unknown_and_erased_leads_are_user_errors(scenario: Scenario) 
 def test_task_holds_the_sequence_until_it_is_done(scenario: Scenario) -> None:
     # Given frank's call task (wait_for_task = true), open on day 10 while his last step
     # had been due since day 4
-    day10 = scenario.scripted["open_tasks_day_10"]
+    day10 = [t for t in scenario.scripted["open_tasks_day_10"] if t["kind"] == "call"]
     assert sorted(t["lead"] for t in day10) == ["carol@c.example", "frank@f.example",
                                                "gina@g.example"]
     assert all(t["owner"] == "rep@acme.example" and t["kind"] == "call" and
@@ -140,15 +145,19 @@ def test_tasks_by_owner_and_due_date(scenario: Scenario) -> None:
     code, out, err = scenario.cli("tasks", "--owner", "REP@acme.example", "--json")
     assert code == 0, err
     tasks = json.loads(out)["tasks"]
-    # Then gina's (older) comes before carol's, frank's done task is gone
-    assert [t["lead"] for t in tasks] == ["gina@g.example", "carol@c.example"]
-    assert tasks[0]["due_at"] < tasks[1]["due_at"]
+    # Then the interested replies' tasks come first (issue 14), then gina's (older) before
+    # carol's; frank's done task is gone
+    interested = [t for t in tasks if t["kind"] == "interested"]
+    assert interested and tasks[:len(interested)] == interested
+    calls = tasks[len(interested):]
+    assert [t["lead"] for t in calls] == ["gina@g.example", "carol@c.example"]
+    assert calls[0]["due_at"] < calls[1]["due_at"]
     # and another owner has none
     code, out, _ = scenario.cli("tasks", "--owner", "other@acme.example")
     assert code == 0 and "No open tasks for other@acme.example" in out
     # and the table names the lead, the step and that the sequence waits
     code, out, _ = scenario.cli("tasks")
-    assert "rep@acme.example: 2 open" in out and "call (sequence waits)" in out
+    assert "rep@acme.example: 4 open" in out and "call (sequence waits)" in out
     assert "gina@g.example" in out and "drip / call" in out
 
 
@@ -191,7 +200,8 @@ def test_status_shows_backlog_caps_inbox_and_workers(scenario: Scenario, tmp_pat
     # and the inbox's last check, and the suppression list (zed, dave, erin)
     assert [(i["mailbox"], i["folder"]) for i in data["inbox"]] == [("default", "INBOX")]
     assert data["inbox"][0]["last_success_at"] is not None
-    assert data["suppressed"] == 3 and data["open_tasks"] == 2
+    # (two call tasks and the tasks of alice's and bob's interested replies)
+    assert data["suppressed"] == 3 and data["open_tasks"] == 4
     assert data["database"]["backend"] == "sqlite" and data["workers_alive"] == 0
     # When a worker heartbeats and time moves on
     app = App(load_settings(config, scenario.env()), clock=clock)
@@ -235,7 +245,7 @@ def test_export_prints_everything_held(scenario: Scenario) -> None:
     assert lead["email"] == "bob@b.example" and lead["source"] == "import:leads.csv"
     assert lead["consent_at"] == T0.isoformat() and lead["fields"] == {}
     assert [e["status"] for e in data["enrollments"]] == ["replied"]
-    assert [t["step_id"] for t in data["touches"]] == ["hello"]
+    assert [t["step_id"] for t in data["touches"]] == ["hello", "reply:interested"]
     assert {c["new"] for c in data["status_changes"]} == {"active", "replied"}
     assert "Tuesday" in data["inbound"][0]["excerpt"]
     assert data["notifications"] and all("bob@b.example" in n["subject"]

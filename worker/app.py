@@ -35,6 +35,7 @@ from worker.usecases.bounce_guard import BounceGuard
 from worker.usecases.by_hand import ByHand
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
+from worker.usecases.intent_actions import IntentActions  # reply intent (issue 14)
 from worker.usecases.mailbox_alerts import MailboxAlerts
 from worker.usecases.notify import Notify
 from worker.usecases.suppress import Suppress
@@ -151,9 +152,15 @@ class App:
 
     @cached_property
     def inbox(self) -> Inbound:
+        # --- reply intent (issue 14): owner tasks composed over the session factory ---
+        from worker.adapters.db.owner_tasks import OwnerTasks  # lazily, as PeopleRows
+        intents = IntentActions(self.db, OwnerTasks(self.db.session), self.db,
+                                self.current_catalog, self.clock, self.settings.inbound,
+                                self.settings.notify.default_owner)
+        # --- end reply intent ---
         return Inbound(self.db, self.current_catalog, self.clock, self.metrics, self.suppress,
                        self.settings.inbound, self.settings.notify,
-                       self.secret_key(required=False))
+                       self.secret_key(required=False), intents)
 
     @cached_property
     def people(self) -> PeopleRows:

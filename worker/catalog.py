@@ -160,6 +160,11 @@ def _cross_check(camp: Campaign, campaigns_dir: Path,
     if camp.on_finish and camp.on_finish not in known:
         problems.append(Problem(camp.file, camp.lines.get("on_finish", 1),
                                 f"on_finish points to {camp.on_finish!r}, which is not a campaign"))
+    for key in ("not_now_campaign", "referral_campaign"):
+        target = getattr(camp, key)
+        if target and target not in known:
+            problems.append(Problem(camp.file, camp.lines.get(key, 1),
+                                    f"{key} points to {target!r}, which is not a campaign"))
     if camp.on_finish == camp.slug:
         problems.append(Problem(camp.file, camp.lines.get("on_finish", 1),
                                 "on_finish points to the campaign itself"))

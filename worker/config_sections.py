@@ -44,6 +44,7 @@ class InboundSettings:
     ooo_max_days: int = 30
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
+    not_now_default_days: int = 90  # a "not now" naming no date: its task this far out
     # The receiving server's RFC 8601 authserv-id: a DMARC fail under it is believed
     authserv_id: str = ""
 

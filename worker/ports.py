@@ -314,6 +314,19 @@ class InboxStore(LeadStore, Protocol):
     def add_soft_bounce(self, lead_id: int, window_days: int) -> int: ...
 
 
+class OwnerTaskStore(Protocol):
+    """Tasks for a lead's owner that a reply's intent asks for (issue 14)."""
+
+    def add_owner_task(self, lead_id: int, enrollment_id: int, campaign: str, kind: str,
+                       text: str, owner: str | None, due_at: datetime, now: datetime) -> int: ...
+
+
+class SuppressedLookup(Protocol):
+    """Which of some addresses are suppressed (never made a lead by a referral)."""
+
+    def suppressed_among(self, emails: Sequence[str]) -> dict[str, str]: ...
+
+
 class DigestStore(NotificationStore, Protocol):
     """The daily task digest: one worker a day takes the lease, then reads open tasks."""
 

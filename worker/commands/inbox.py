@@ -1,7 +1,8 @@
 """``nurture inbox classify FILE... [--json]``: classify saved messages, touching no mailbox.
 
 Needs no database, secret or configuration. Prints one line per file (or one JSON object
-per line with ``--json``: ``file``, ``class``, ``subclass``, ``reason``, ``return_date``). A
+per line with ``--json``: ``file``, ``class``, ``subclass``, ``reason``, ``return_date`` (an
+out-of-office's return, a ``not_now``'s date), ``referrals`` (a referral's addresses)). A
 file that cannot be read is reported on ``err`` with its name; the others are still
 classified and the exit code is 1.
 """
@@ -28,6 +29,7 @@ def _record(path: str, result: Classification) -> str:
         "subclass": result.subclass,
         "reason": result.reason,
         "return_date": result.return_date.isoformat() if result.return_date else None,
+        "referrals": list(result.referrals),
     }, ensure_ascii=False)
 
 

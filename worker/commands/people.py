@@ -111,6 +111,8 @@ def lead_view(app: App, lead: Any, hist: dict[str, list[Any]],
         inbound.append({
             "id": i.id, "received_at": _iso(i.received_at), "class": i.cls,
             "subclass": i.subclass, "matched_by": i.matched_by, "action": i.action,
+            # a person's reply: its intent (the subclass of class human)
+            "intent": i.subclass if i.cls == "human" else None,
             "reason": i.reason, "subject": i.subject, "return_date": _iso(i.return_date),
             "answered": {"campaign": answered.campaign, "step": answered.step_id,
                          "touch_number": answered.touch_number} if answered else None})
@@ -181,7 +183,7 @@ def _timeline(data: dict[str, Any]) -> list[tuple[str, int, str, str, str]]:
         detail = f"matched by {i['matched_by'] or 'nothing'}; action: {i['action'] or 'none'}"
         if i["subject"]:
             detail += f"; \"{i['subject']}\""
-        items.append((i["received_at"], 3, f"mail in: {kind}", where, detail))
+        items.append((i["received_at"], 3, f"mail in #{i['id']}: {kind}", where, detail))
     for ev in data["events"]:
         fields = ", ".join(f"{k}={v}" for k, v in ev["fields"].items())
         items.append((ev["at"], 4, f"event {ev['type']}", "-", fields))

@@ -23,7 +23,8 @@ from worker.errors import CampaignError, Problem, TemplateError
 
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 TOP_KEYS = {"name", "kind", "sender", "reply_to", "enroll_tags", "enroll_when", "on_reply",
-            "on_finish", "layout", "description", "window", "step"}
+            "on_finish", "layout", "description", "window", "step",
+            "not_now_campaign", "referral_campaign", "not_interested"}
 WINDOW_KEYS = {"days", "hours", "timezone", "default_timezone", "holidays"}
 STEP_KEYS = {"id", "wait", "day", "template", "task", "task_kind", "thread", "when", "window",
              "attachments", "wait_for_task", "description"}
@@ -87,6 +88,11 @@ class Campaign:
     enroll_when: str | None = None
     on_reply: str = "stop"
     on_finish: str | None = None
+    # What a reply's intent leads to (issue 14): where a "not now" and a referred person are
+    # enrolled, and whether a "no thanks" joins on_finish ("newsletter") or nothing ("stop").
+    not_now_campaign: str | None = None
+    referral_campaign: str | None = None
+    not_interested: str = "newsletter"
     layout: str = "layout"
     window: Window | None = None
     steps: tuple[Step, ...] = ()
@@ -154,6 +160,12 @@ def inspect_campaign(source: CampaignSource,
     if camp.on_reply not in ("stop", "pause-company"):
         check.add("on_reply", f"on_reply must be 'stop' or 'pause-company' (got {camp.on_reply!r})")
     camp.on_finish = _str(data, "on_finish", check)
+    camp.not_now_campaign = _str(data, "not_now_campaign", check)
+    camp.referral_campaign = _str(data, "referral_campaign", check)
+    camp.not_interested = _str(data, "not_interested", check) or "newsletter"
+    if camp.not_interested not in ("newsletter", "stop"):
+        check.add("not_interested", "not_interested must be 'newsletter' or 'stop' (got "
+                  f"{camp.not_interested!r})")
     camp.layout = _str(data, "layout", check) or "layout"
     tags = data.get("enroll_tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):

@@ -17,7 +17,11 @@ otherwise be mistaken for:
 6. Mail that is no reply and shows bulk or spam signs is ``other``.
 7. A reply whose new text (above the quote, without signature) asks to stop mail, or whose
    whole subject is "unsubscribe", is ``unsubscribe``.
-8. Everything else was written by a person: ``human``.
+8. Everything else was written by a person: ``human``, with its intent as the subclass
+   (:mod:`worker.domain.intent`: interested, not_now, not_interested, referral, wrong_person,
+   neutral). An explicit stop request the intent reader finds (which step 7 missed) makes it
+   ``unsubscribe``; a ``not_now``'s date is its ``return_date``, a referral's addresses its
+   ``referrals``.
 
 The work is done in :mod:`worker.domain.inbound_parse` (bytes -> facts),
 :mod:`worker.domain.bounce`, :mod:`worker.domain.auto_reply`, :mod:`worker.domain.bulk` and
@@ -27,6 +31,7 @@ The work is done in :mod:`worker.domain.inbound_parse` (bytes -> facts),
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -35,6 +40,7 @@ from worker.domain.bounce import is_daemon, read_bounce
 from worker.domain.bulk import bulk_or_spam, reply_strength
 from worker.domain.dsn import DeliveryReport
 from worker.domain.inbound_parse import ParsedMessage, parse_message
+from worker.domain.intent import intent_of_message
 from worker.domain.model import InboundClass
 from worker.domain.phrases import (
     FORWARD_PREFIX,
@@ -77,24 +83,26 @@ class Classification:
     subclass: str | None
     reason: str
     return_date: date | None = None
+    referrals: tuple[str, ...] = ()
 
 
-def classify_bytes(raw: bytes) -> tuple[ParsedMessage, Classification]:
+def classify_bytes(raw: bytes, ours: Iterable[str] = ()) -> tuple[ParsedMessage, Classification]:
     """Parse and classify raw message bytes; never raises."""
     msg = parse_message(raw)
-    return msg, classify(msg)
+    return msg, classify(msg, ours)
 
 
-def classify(msg: ParsedMessage) -> Classification:
-    """Classify a parsed inbound message; never raises."""
+def classify(msg: ParsedMessage, ours: Iterable[str] = ()) -> Classification:
+    """Classify a parsed inbound message; never raises. ``ours``: our own addresses (never
+    a referral); without them, the addresses at the domain of the message's first ``To``."""
     try:
-        return _classify(msg)
+        return _classify(msg, list(ours))
     except Exception as exc:  # noqa: BLE001 - a message we cannot read is recorded, not fatal
         return Classification(InboundClass.OTHER, None,
                               f"could not be classified ({type(exc).__name__})")
 
 
-def _classify(msg: ParsedMessage) -> Classification:
+def _classify(msg: ParsedMessage, ours: list[str]) -> Classification:
     report = _report(msg)
     if report is not None:
         return report
@@ -129,7 +137,29 @@ def _classify(msg: ParsedMessage) -> Classification:
     unsubscribe = _unsubscribe_request(msg)
     if unsubscribe is not None:
         return Classification(InboundClass.UNSUBSCRIBE, None, unsubscribe)
-    return Classification(InboundClass.HUMAN, None, _human_reason(msg))
+    return _human(msg, ours)
+
+
+def _human(msg: ParsedMessage, ours: list[str]) -> Classification:
+    """A person's reply: its intent is the subclass; an explicit stop request unsubscribes."""
+    if not ours:
+        ours = _addressed_to(msg)
+    intent = intent_of_message(msg, ours)
+    if intent.stop_request:
+        return Classification(InboundClass.UNSUBSCRIBE, None,
+                              f"asks to stop mail: {intent.stop_request}")
+    return Classification(InboundClass.HUMAN, intent.intent,
+                          f"{_human_reason(msg)}; intent {intent.reason}",
+                          intent.resume_on, intent.referrals)
+
+
+def _addressed_to(msg: ParsedMessage) -> list[str]:
+    """Addresses at the domain the reply was sent to (the first ``To``): ours."""
+    first = re.search(r"@([\w.-]+)", msg.headers.get("to", ""))
+    if first is None:
+        return []
+    domain = "@" + first.group(1).lower().rstrip(".")
+    return [a for a in msg.to_addrs if a.endswith(domain)]
 
 
 def _report(msg: ParsedMessage) -> Classification | None:

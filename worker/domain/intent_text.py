@@ -1,13 +1,12 @@
 """The lead's own words in a reply, as the intent reader needs them.
 
-:func:`worker.domain.reply_text.split_reply` gives the text above the quote, which may still
-hold a sign-off, a signature block and a legal disclaimer, and for inline answers only
-"Answers below.". This module narrows that text conservatively, without changing the shared
-splitter: it drops quote-header lines left at the top of bottom posts, appends answers written
-between ``>`` quoted lines, and cuts at a signature delimiter, at a closing salutation that
-follows some text ("Regards,", "Mit freundlichen Grüßen") and at any paragraph that reads like
-boilerplate (confidentiality notice, GDPR/LGPD notice, company registration). Dates, addresses
-and unsubscribe words after those points are not the lead's. Pure; never raises.
+:func:`worker.domain.reply_text.split_reply` gives the text above the quote, and
+:func:`worker.domain.reply_text.own_words` cuts its sign-off, signature, disclaimer and list
+footer (the one way the classifier and the intent reader get the lead's own words). For
+bottom posts and inline answers this module adds what the intent reader needs on top: it drops
+quote-header lines left at the top, appends answers written between ``>`` quoted lines, and
+stops at an Outlook header block. Dates and addresses after those points are not the lead's.
+Pure; never raises.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from worker.domain.phrases import fold
+from worker.domain.reply_text import own_words
 
 _SPECIAL = str.maketrans({
     "ß": "ss", "ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "Ae", "đ": "d",
@@ -25,29 +25,6 @@ _SPECIAL = str.maketrans({
 })
 _COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u20d0-\u20ff]+")
 
-#: A closing salutation on its own line: what follows is the sender's signature.
-_SIGN_OFF = re.compile(
-    r"^(best|best regards|kind regards|warm regards|regards|many thanks|thanks|thank you|thx"
-    r"|cheers|sincerely|yours sincerely|yours faithfully|yours truly|all the best|best wishes"
-    r"|thanks (and|&) regards|thanks & rgds|rgds|br|talk soon|take care|have a good \w+"
-    r"|mit freundlichen grussen|freundliche grusse|viele grusse|beste grusse|liebe grusse|gruss"
-    r"|grusse|lg|mfg|besten dank|cordialement|bien cordialement|bien a vous|salutations"
-    r"|bonne journee|bonne fin d'annee|merci|saludos|saludos cordiales|un saludo|cordialmente"
-    r"|atentamente|abrazo|abrazos|cordiali saluti|saluti|distinti saluti|grazie|grazie,? saluti"
-    r"|un caro saluto|met vriendelijke groet(en)?|vriendelijke groet(en)?|groet(en|jes)?"
-    r"|hartelijke groet|mvg|atenciosamente|att|abs|abraco|cumprimentos|com os melhores cumprimentos"
-    r"|melhores cumprimentos|obrigad[oa]|med vanlig halsning|med vanliga halsningar|vanliga halsningar"
-    r"|halsningar|mvh|hilsen|venlig hilsen|med venlig hilsen|vh|tak|pozdrawiam|z powazaniem"
-    r"|z wyrazami szacunku|dziekuje|serdecznie pozdrawiam)\b[\s,.!]*(\w+\.?)?[\s,.!]*$"
-)
-_BOILERPLATE = re.compile(
-    r"(confidential|intended (only |solely )?for|intended recipient|registered (in|office)"
-    r"|privileged|disclaimer|vertraulich|datenschutz|registergericht|sitz der gesellschaft"
-    r"|confidenti|riservat|uitsluitend bestemd|per vergissing"
-    r"|if you (have )?received|si vous avez recu|si usted lo recibio|aviso de confidencialidad"
-    r"|informativa|you are receiving|please note the|we will never change our bank"
-    r"|authorised and regulated|regulated by|konfidentiel|fortrolig|poufn|tajemnic)"
-)
 _QUOTE_HEAD = re.compile(
     r"^(on|am|le|el|il|op|em|den|w dniu|dnia|\w{2,4}\.?,? \d|\d)\b.{0,300}"
     r"(wrote|schrieb|a ecrit|escribio|ha scritto|schreef|geschreven|escreveu|skrev|pisze"
@@ -110,15 +87,11 @@ def _lead_text(new_text: str, full_text: str | None) -> str:
         answers = [ln for ln in answers if ln.strip() not in seen]
         if answers and len(body.strip()) < 200:
             lines = [*lines, "", *answers]
+    # The sign-off, signature, disclaimer and list footer are cut the one shared way
+    # (reply_text.own_words); an Outlook header left by a bottom post is cut here.
     kept: list[str] = []
-    for ln in lines:
-        folded = fold(ln).strip()
-        if folded in ("--", "-- ", "__") or _OUTLOOK_HEAD.match(folded):
-            break
-        if kept and any(k.strip() for k in kept) and _SIGN_OFF.match(folded):
+    for ln in own_words("\n".join(lines)).splitlines():
+        if _OUTLOOK_HEAD.match(fold(ln).strip()):
             break
         kept.append(ln)
-    paragraphs = re.split(r"\n\s*\n", "\n".join(kept))
-    out = [p for i, p in enumerate(paragraphs)
-           if i == 0 or not _BOILERPLATE.search(fold(p))]
-    return "\n\n".join(p.strip() for p in out if p.strip())
+    return "\n".join(kept).strip()

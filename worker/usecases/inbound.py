@@ -21,6 +21,7 @@ from worker.domain.leads import is_free_mail
 from worker.domain.model import EnrollmentStatus, InboundClass, Lead, SuppressionReason
 from worker.logs import mask
 from worker.ports import Clock, InboundMetrics, InboxStore, RawMessage, ReplyThread, SentRow
+from worker.usecases.intent_actions import IntentActions
 from worker.usecases.suppress import Suppress
 
 log = logging.getLogger("worker.inbox")  # the name it had before the move (operators' filters)
@@ -72,11 +73,13 @@ class Inbound:
         inbound: ``[inbound]`` settings (soft-bounce limit, out-of-office days, authserv-id).
         notify: ``[notify]`` settings (forwarding replies, the default owner).
         secret_key: verifies unsubscribe tokens quoted in a message.
+        intents: acts on a person's reply's intent (tasks, enrolments, referred leads).
     """
 
     def __init__(self, store: InboxStore, catalog: Callable[[], Catalog], clock: Clock,
                  metrics: InboundMetrics, suppress: Suppress, inbound: InboundSettings,
-                 notify: NotifySettings, secret_key: bytes) -> None:
+                 notify: NotifySettings, secret_key: bytes,
+                 intents: IntentActions | None = None) -> None:
         self.store = store
         self.catalog = catalog
         self.clock = clock
@@ -85,6 +88,7 @@ class Inbound:
         self.inbound = inbound
         self.notify = notify
         self.secret_key = secret_key
+        self.intents = intents
 
     def handle(self, message: RawMessage) -> bool:
         fp = fingerprint(message.data)
@@ -171,7 +175,7 @@ class Inbound:
         assert match.lead_id is not None
         cls, sub = result.cls, result.subclass
         if cls == InboundClass.HUMAN:
-            return self._human(parsed, match, received)
+            return self._human(parsed, result, match, received)
         if cls == InboundClass.AUTO_REPLY:
             return self._postpone(match.lead_id, result.return_date, received)
         if cls == InboundClass.UNSUBSCRIBE:
@@ -198,7 +202,8 @@ class Inbound:
                                   EnrollmentStatus.UNSUBSCRIBED, "spam complaint")
         return "none"
 
-    def _human(self, parsed: ParsedMessage, match: Match, received: datetime) -> str:
+    def _human(self, parsed: ParsedMessage, result: Classification, match: Match,
+               received: datetime) -> str:
         lead_id = match.lead_id
         assert lead_id is not None
         newsletters = {slug for slug, c in self.catalog().campaigns.items()
@@ -213,10 +218,14 @@ class Inbound:
         now = self.clock.now()
         self.metrics.replied((now - received).total_seconds())
         paused = self._pause_company(lead_id, [c for _, c in closed])
-        self._forward(parsed, match, len(closed))
+        self._forward(parsed, match, len(closed), result.subclass)
         parts = [f"replied: {len(closed)} enrolment(s) stopped"]
         if paused:
             parts.append(f"{paused} colleague enrolment(s) paused")
+        lead = self.store.lead_by_id(lead_id)
+        if self.intents is not None and lead is not None:
+            ended = [r for r in stop if any(c == r.campaign for _, c in closed)] or stop
+            parts += self.intents.act(result, lead, ended, _ours(parsed, lead.email))
         return "; ".join(parts)
 
     def _pause_company(self, lead_id: int, campaigns: list[str]) -> int:
@@ -235,7 +244,8 @@ class Inbound:
                 ["active", "waiting"], slug))
         return count
 
-    def _forward(self, parsed: ParsedMessage, match: Match, stopped: int) -> None:
+    def _forward(self, parsed: ParsedMessage, match: Match, stopped: int,
+                 intent: str | None = None) -> None:
         assert match.lead_id is not None
         lead = self.store.lead_by_id(match.lead_id)
         if lead is None or not self.notify.forward_replies:
@@ -248,7 +258,10 @@ class Inbound:
         body = (f"{lead.email} replied to {where}. {stopped} sequence(s) stopped.\n"
                 f"From: {parsed.from_addr}\nSubject: {parsed.subject}\n\n"
                 f"{(parsed.new_text or parsed.text or '').strip()[:EXCERPT_CHARS]}\n\n-- Nurture")
-        self.store.add_notification("reply", to, f"Reply from {lead.email}: {parsed.subject}"[:300],
+        # An interested lead is marked so it stands out in the owner's inbox.
+        mark = "[interested] " if intent == "interested" else ""
+        self.store.add_notification("reply", to,
+                                    f"{mark}Reply from {lead.email}: {parsed.subject}"[:300],
                                  body, reply=reply_thread(parsed, lead))
 
     def _postpone(self, lead_id: int, return_date: date | None, received: datetime) -> str:
@@ -294,6 +307,15 @@ class Inbound:
                                      "on the list. Check the sending domain's reputation, SPF, "
                                      "DKIM and DMARC.\n\n-- Nurture")
         return "alert: refused by policy; lead kept"
+
+
+def _ours(parsed: ParsedMessage, lead_email: str) -> list[str]:
+    """Our addresses in the reply's recipients: the domain of the first ``To`` (the address
+    the lead answered), never the lead's."""
+    head = parsed.headers.get("to", "")
+    at = head.rfind("@")
+    domain = head[at:].split(">")[0].strip().lower() if at >= 0 else ""
+    return [a for a in parsed.to_addrs if domain and a.endswith(domain) and a != lead_email]
 
 
 def reply_thread(parsed: ParsedMessage, lead: Lead) -> ReplyThread:

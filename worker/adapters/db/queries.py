@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, Select, String, cast, delete, func, literal, or_, select, true, update
+from sqlalchemy import Date, Select, String, and_, cast, delete, func, literal, or_, select, true, update
 from sqlalchemy.orm import aliased
 
 from worker.adapters.db import models as m
@@ -62,7 +62,8 @@ class Reports(Room):
                     on_finish: dict[str, str] | None = None) -> ReportRows:
         """Every number the report needs, for ``campaigns`` (None: all)."""
         sent_at = func.coalesce(T.accepted_at, T.handed_at)
-        ours = _in(T.campaign, campaigns)
+        # A reply's owner task (step_index -1, issue 14) is no step of the campaign.
+        ours = and_(_in(T.campaign, campaigns), T.step_index >= 0)
         human = IN.cls == "human"
 
         def answered(*columns: Any) -> Select[Any]:
@@ -222,7 +223,9 @@ class Reports(Room):
                      .where(T.kind == "task", T.state == "open"))
             if owner:
                 query = query.where(func.lower(T.owner) == owner.lower())
-            query = query.order_by(T.owner.is_(None), T.owner, T.due_at, T.id)
+            # An interested lead's task comes first: answered within minutes (issue 14).
+            query = query.order_by(T.owner.is_(None), T.owner, func.coalesce(T.task_kind, "") != "interested",
+                                   T.due_at, T.id)
             return [(t, email, tz) for t, email, tz in s.execute(query).all()]
 
     def task_row(self, touch_id: int) -> tuple[m.Touch, str] | None:
