@@ -63,7 +63,8 @@ def test_a_huge_width_is_refused_before_it_allocates(payload: str, size: int) ->
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB
 
 
-@given(payload=st.sampled_from(WIDTH_PAYLOADS[:13]), size=st.integers(min_value=0, max_value=50))
+# A count of 0 is an error of Jinja's own for batch and slice (division by zero), not a width.
+@given(payload=st.sampled_from(WIDTH_PAYLOADS[:13]), size=st.integers(min_value=1, max_value=50))
 @examples(30)
 def test_a_small_width_renders(payload: str, size: int) -> None:
     compile_body(payload.replace("N", str(size)))()
