@@ -6,6 +6,7 @@ subprocess; the bare aiosmtplib loop sends the very same mails in the same run."
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -79,6 +80,7 @@ def run_worker(tmp: Path, env: dict[str, str], sink: object, count: int,
     proc = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=_env(env), cwd=tmp,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     first = 0.0
+    spy = _profile(proc.pid)
     try:
         while sink.count < before + count:  # type: ignore[attr-defined]
             if not first and sink.count > before:  # type: ignore[attr-defined]
@@ -95,7 +97,45 @@ def run_worker(tmp: Path, env: dict[str, str], sink: object, count: int,
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if spy is not None:
+            spy.wait(60)
     return done - (first or started), done - started
+
+
+def _profile(pid: int) -> subprocess.Popen[bytes] | None:
+    """With BENCH_PYSPY=FILE: py-spy samples `nurture run` and its render process into FILE
+    (collapsed stacks, one per line, for ``bench/_realistic.py top FILE``)."""
+    out = os.environ.get("BENCH_PYSPY")
+    if not out:
+        return None
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--subprocesses", "-r", "250",
+                             "-f", "raw", "-o", out], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def top(path: str, count: int = 25) -> str:
+    """The functions most often on the stack (inclusive) and on top of it (self), in percent
+    of the samples of a py-spy raw file."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = [f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in
+                  stack.split(";") if not f.startswith("process ")]
+        samples = int(n)
+        total += samples
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + samples
+    rows = [f"{'incl %':>7} {'self %':>7}  function"]
+    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:count]:
+        rows.append(f"{100 * n / total:7.1f} {100 * own.get(frame, 0) / total:7.1f}  {frame}")
+    rows.append("self:")
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:count]:
+        rows.append(f"{100 * n / total:7.1f}  {frame}")
+    return "\n".join(rows)
 
 
 def environment(tmp: Path, **extra: str) -> dict[str, str]:
@@ -105,3 +145,7 @@ def environment(tmp: Path, **extra: str) -> dict[str, str]:
 
 def _env(nurture: dict[str, str]) -> dict[str, str]:
     return child_env(**nurture)
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "top":
+    print(top(sys.argv[2]))
