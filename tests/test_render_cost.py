@@ -10,6 +10,8 @@ from types import FrameType
 from typing import Any
 
 import jinja2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench._realistic import template as realistic_step
 from tests.workspace import REPO
@@ -85,3 +87,23 @@ def test_a_lead_field_costs_a_few_python_calls_per_mail() -> None:
     mail.render(ctx)  # warm caches
     per_mail = calls(lambda: mail.render(ctx))
     assert per_mail < 80 * fields, per_mail  # 125 a field with the binding, 49 without
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["a", " ", "\t", ".", "=", "é", "·", "\n", "\r", "\r\n",
+                                 "x" * 80, "y" * 73, "From "]), max_size=14))
+def test_quoted_printable_a_line_at_a_time_is_the_whole_texts_encoding(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert mime._encode_body(text) == old_encode_body(text)
+    assert mime._encode_body(text) == old_encode_body(text)  # from the remembered lines too
+
+
+def test_a_shared_layout_line_is_encoded_once() -> None:
+    """The layout's lines (with a non-ASCII character, so quoted-printable) are encoded for
+    the first mail and remembered for the next ones."""
+    mime._QP_LINES.clear()
+    layout = "<p style=\"color: #123\">· footer ·</p>\n" * 50
+    mime._encode_body(f"Hi Ann\n{layout}")
+    remembered = dict(mime._QP_LINES)
+    mime._encode_body(f"Hi Bob\n{layout}")
+    assert len(mime._QP_LINES) == len(remembered) + 1  # only Bob's line is new
