@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -293,7 +292,7 @@ class SendingMixin(BaseStore):
         rest = [o for o in outcomes if o not in simple]
         raw = self._raw
         try:
-            with self.engine.begin() as conn, _pipeline(conn.connection.dbapi_connection):
+            with self.engine.begin() as conn:
                 cur = conn.connection.cursor()
                 try:
                     if simple:
@@ -375,12 +374,3 @@ class SendingMixin(BaseStore):
         held = conn.execute(sql.HELD, {"eid": c.enrollment_id, "worker": worker_id}).first()
         if held is not None:
             self._apply_changes(conn, [c], now)
-
-
-def _pipeline(dbapi: Any) -> AbstractContextManager[Any]:
-    """psycopg's pipeline mode: the group's statements go out together and their answers come
-    back in one round trip (at the hand-over's fetch), not one round trip each; the COMMIT is
-    the second. Each round trip waits for the server's backend to be scheduled, which on a
-    busy machine costs more than the statements. SQLite has no round trips."""
-    pipeline = getattr(dbapi, "pipeline", None)
-    return pipeline() if pipeline is not None else nullcontext()
