@@ -3,7 +3,12 @@ against a baseline in the same run: a bare aiosmtplib loop with the same number 
 connections sending pre-built messages to the same sink.
 
     python bench/send_throughput.py [--count 10000] [--connections 10] [--db sqlite|postgres]
-                                    [--profile FILE]
+                                    [--profile FILE] [--realistic]
+
+``--realistic`` is a user's campaign started as a user starts it (see bench/_realistic.py):
+leads imported from a CSV with `nurture leads import`, one step of about 4 KB of Markdown in
+the shipped layout, `nurture run` as a subprocess. Its worker rate counts from the first mail
+the sink accepts (the interpreter's start-up and the catalog's compile are reported apart).
 
 Prints messages per second for both and the ratio (target: the worker at 70% or more of the
 bare loop at 10,000 messages).
@@ -25,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiosmtplib
 
+from bench import _realistic
 from tests.servers.postgres import PostgresCluster
 from tests.servers.smtpsink import SmtpSink
 from tests.workspace import make_app, write_campaign
@@ -65,10 +71,10 @@ Dana
 """
 
 
-def prebuilt(app: App, count: int) -> list[Envelope]:
+def prebuilt(app: App, count: int, slug: str = "bench") -> list[Envelope]:
     """The very mails the worker sends (same template, leads and headers), built beforehand,
     so the baseline moves the same bytes and the difference is what the worker adds."""
-    campaign = app.catalog.get("bench")
+    campaign = app.catalog.get(slug)
     now = app.clock.now()
     return [app.factory.build(campaign, TouchPlan(campaign.steps[0], "email"),
                               Lead(f"lead{i}@bench.test", id=i + 1, first_name=f"Lead{i}",
@@ -113,12 +119,16 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--profile", metavar="FILE")
+    parser.add_argument("--realistic", action="store_true",
+                        help="CSV import, a 4 KB step in the shipped layout, `nurture run`")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop",
                         help="event loop for both runs (the worker's worker.event_loop)")
     args = parser.parse_args()
     if args.loop == "uvloop":
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if args.realistic:
+        return realistic(args)
     tmp = Path(tempfile.mkdtemp(prefix="nurture-throughput-"))
     cluster = PostgresCluster().start() if args.db == "postgres" else None
     sink = SmtpSink().start()
@@ -179,6 +189,46 @@ def main() -> int:
         print(f"ledger commit ms: p50 {d[len(d) // 2] * 1000:.2f} p90 "
               f"{d[int(len(d) * .9)] * 1000:.2f} p99 {d[int(len(d) * .99)] * 1000:.2f} "
               f"max {d[-1] * 1000:.2f}")
+    return 0
+
+
+def realistic(args: argparse.Namespace) -> int:
+    """The realistic shape: the worker as a subprocess started by the CLI."""
+    tmp = Path(tempfile.mkdtemp(prefix="nurture-throughput-"))
+    cluster = PostgresCluster().start() if args.db == "postgres" else None
+    sink = SmtpSink().start()
+    try:
+        write_campaign(tmp / "campaigns", "bench", _realistic.CAMPAIGN,
+                       {"one.md": _realistic.template()})
+        url = cluster.create_database("throughput") if cluster else f"sqlite:///{tmp}/n.db"
+        conf = {"DATABASE__URL": url, "OUTBOUND__TRANSPORT": "smtp", "SMTP__HOST": "127.0.0.1",
+                "SMTP__PORT": str(sink.port), "SMTP__CONNECTIONS": str(args.connections),
+                "LOGGING__LEVEL": "WARNING", "WORKER__RENDER_PROCESS": "true"}
+        env = _realistic.environment(tmp, **conf)
+        app = make_app(tmp, **conf)
+        bare = asyncio.run(bare_loop(sink.port, prebuilt(app, args.count), args.connections))
+        app.db.engine.dispose()
+        _realistic.write_csv(tmp / "leads.csv", args.count)
+        started = time.perf_counter()
+        _realistic.cli(tmp, env, "leads", "import", str(tmp / "leads.csv"), "--campaign", "bench")
+        imported = time.perf_counter() - started
+        steady, total = _realistic.run_worker(tmp, env, sink, args.count)
+    finally:
+        sink.stop()
+        if cluster:
+            cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    worker = args.count / steady
+    print(f"realistic shape: {len(_realistic.template().encode())} B of Markdown in the shipped "
+          f"layout; messages: {args.count}, connections: {args.connections}, database: "
+          f"{args.db}, event loop: {args.loop} (bare loop), load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"bare aiosmtplib loop : {bare:8.0f} msgs/s (the same mails, built beforehand)")
+    print(f"nurture run          : {worker:8.0f} msgs/s (first to last mail accepted)")
+    print(f"ratio worker/bare    : {worker / bare:8.2f}  (target >= 0.70 SQLite, >= 0.50 "
+          "PostgreSQL)")
+    print(f"leads import: {imported:.2f}s; nurture run: {total:.2f}s from start to the last "
+          f"mail, {total - steady:.2f}s of it before the first mail")
     return 0
 
 
