@@ -93,7 +93,7 @@ async def test_campaign_pages_show_report_steps_calendar_and_problems(
     calendar = await page.locator("section[aria-labelledby=calendar] tbody").inner_text()
     assert "\tintro\temail" in calendar and "\tcall\ttask" in calendar
     assert "None found." in await page.locator("section[aria-labelledby=problems]").inner_text()
-    await check("campaign")
+    await check("campaign-report")
 
     # a campaign with a bad link: the problem `nurture check` prints; the HTML in the subject
     # (from the template) is text
