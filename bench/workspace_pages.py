@@ -8,8 +8,9 @@ owned by 20 reps, each enrolled once in "calls" with the touch of its first mail
 in 20 has an open call task (due times spread over two weeks either side of now), one in 50
 has a human reply (a fifth of them "interested"). Then it asks the ``/app`` mount (in this
 process, through Starlette's test client: no network, the page's whole server work) for every
-page as a rep and as a manager, and prints the median of ``--repeat`` calls per page.
-Target: every page under 100 ms.
+page as a rep and as a manager, and prints the first call's time and the median of the
+``--repeat`` calls after it per page. Target: every page under 100 ms. The campaign page keeps
+its report for 30 s and its charts until the figures change: the first call pays for them.
 """
 
 from __future__ import annotations
@@ -133,8 +134,8 @@ def main() -> int:
                 times.append((time.perf_counter() - t0) * 1000)
                 assert answer.status_code == 200, (path, answer.status_code)
             ms = statistics.median(times[1:])
-            rows.append([who, path, f"{ms:.1f}", "yes" if ms < 100 else "NO"])
-        print(table(["as", "page", "median ms", "< 100 ms"], rows))
+            rows.append([who, path, f"{times[0]:.1f}", f"{ms:.1f}", "yes" if ms < 100 else "NO"])
+        print(table(["as", "page", "first ms", "median ms", "< 100 ms"], rows))
     return 0
 
 

@@ -191,7 +191,7 @@ async def test_a_rep_works_the_day_and_a_manager_sees_the_team(
     await page1.goto("/app/campaigns")
     await check(page1, "campaigns")
     await page1.goto("/app/campaigns/calls")
-    assert "Call {{ lead.first_name }}" in await page1.inner_text("main")
+    assert "Call Sam about the report" in await page1.inner_text("main")  # sample lead
     await check(page1, "campaign")
     answer = await page1.goto("/app/team")
     assert answer is not None and answer.status == 404  # reps do not see the Team page
@@ -210,8 +210,9 @@ async def test_a_rep_works_the_day_and_a_manager_sees_the_team(
     await page3.goto("/app/team")
     rows = {await r.locator("td").first.inner_text(): await r.inner_text()
             for r in await page3.locator("tbody tr").all()}
-    # rep1: Eve's task open, Alice's reply waiting, her task done after the reply
-    assert rows[REP1].split("\t")[1:4] == ["1", "0", "1"] and rows[REP1].endswith(" h")
+    # rep1: Eve's call and the owner task of Alice's "interested" reply (reply intent,
+    # issue 14) open, Alice's reply waiting, her call done after the reply
+    assert rows[REP1].split("\t")[1:4] == ["2", "0", "1"] and rows[REP1].endswith(" h")
     assert rows[REP2].split("\t")[1:4] == ["1", "0", "0"] and rows[REP2].endswith("-")
     await check(page3, "team")
     await page3.goto(f"/app/leads/{ids['bob@other.example']}")

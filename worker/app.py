@@ -33,6 +33,7 @@ from worker.metrics import Metrics
 from worker.ports import Clock, Mailbox, Sender, SystemClock
 from worker.usecases.bounce_guard import BounceGuard
 from worker.usecases.by_hand import ByHand
+from worker.usecases.campaign_views import CampaignViews
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
 from worker.usecases.intent_actions import IntentActions  # reply intent (issue 14)
@@ -285,7 +286,9 @@ class App:
         from worker.adapters.workspace.routes import build
         return build(WorkspacePorts(self.settings, self.workspace_rows, self.by_hand,
                                     self.service, self.current_catalog, self.clock,
-                                    self.notify.send, self.secret_key(required=True)))
+                                    self.notify.send, self.secret_key(required=True),
+                                    CampaignViews(self.current_catalog, self.db, self.db,
+                                                  self.preview_factory(), self.clock)))
 
     # --- worker lifecycle -----------------------------------------------------------------------
 

@@ -38,23 +38,12 @@ class Lists:
 
     async def campaigns(self, request: Request, person: Person) -> Response:
         counts = await run_in_threadpool(self.store.campaign_statuses)
-        camps = self.ports.catalog().campaigns
+        catalog = self.ports.catalog()
+        camps = catalog.campaigns
         return self.pages.render("campaigns.html", person, rows=[
             {"slug": slug, "c": c, "counts": counts.get(slug, {}),
-             "total": sum(counts.get(slug, {}).values())} for slug, c in sorted(camps.items())])
-
-    async def campaign(self, request: Request, person: Person) -> Response:
-        slug = request.path_params["slug"]
-        camp = self.ports.catalog().campaigns.get(slug)
-        if camp is None:
-            return self.pages.not_found(person)
-        counts = (await run_in_threadpool(self.store.campaign_statuses)).get(slug, {})
-        problems = (self.ports.problems() if self.ports.problems else {}).get(slug, [])
-        steps = [{"i": i + 1, "id": s.id, "wait": _wait(s.wait, s.day),
-                  "what": s.template or f"task ({s.task_kind or 'todo'}): {s.task or ''}"}
-                 for i, s in enumerate(camp.steps)]
-        return self.pages.render("campaign.html", person, slug=slug, c=camp, counts=counts,
-                                 total=sum(counts.values()), steps=steps, problems=problems)
+             "total": sum(counts.get(slug, {}).values())} for slug, c in sorted(camps.items())],
+            broken=sorted(set(catalog.problems) - set(camps)))
 
     async def team(self, request: Request, person: Person) -> Response:
         if not person.manager:
@@ -64,9 +53,3 @@ class Lists:
         rows = await run_in_threadpool(self.store.team, owners, self.ports.clock.now())
         return self.pages.render("team.html", person, rows=rows)
 
-
-def _wait(wait: object, day: int | None) -> str:
-    """A step's wait as the campaign file says it."""
-    if day is not None:
-        return f"day {day}"
-    return str(getattr(wait, "text", None) or wait or "0")

@@ -20,6 +20,7 @@ from worker.adapters.workspace import csrf, views
 from worker.adapters.workspace.auth import PRE_COOKIE, SESSION_COOKIE, Auth, Person
 from worker.adapters.workspace.ports import WorkspacePorts
 from worker.errors import UserError
+from worker.usecases.campaign_views import task_text
 
 Handler = Callable[[Request, Person], Awaitable[Response]]
 STATUSES = ("active", "waiting", "paused", "replied", "bounced", "unsubscribed", "completed",
@@ -184,9 +185,25 @@ class Pages:
                                 if e.campaign in campaigns
                                 and e.next_step < len(campaigns[e.campaign].steps) else "-")}
                       for e in data["enrollments"]]
+        texts = await run_in_threadpool(self.rendered, lead_id, data)
         return self.render("lead.html", person, lead=lead, fields=fields, enrolments=enrolments,
-                           timeline=views.timeline(data, lead.timezone),
+                           timeline=views.timeline(data, lead.timezone, texts),
                            campaigns=sorted(campaigns), msg=request.query_params.get("msg", ""))
+
+    def rendered(self, lead_id: int, data: dict[str, Any]) -> dict[int, str]:
+        """Each mail sent and each task's text, rendered for this lead (escaped by the page)."""
+        where = self.ports.views
+        lead = where.lead(lead_id) if where else None
+        if where is None or lead is None:
+            return {}
+        out: dict[int, str] = {}
+        for t in data["touches"]:
+            if t.kind == "task" and t.task_text:
+                out[t.id] = task_text(t.task_text, lead)
+            elif t.kind == "email" and (t.accepted_at or t.handed_at):
+                out[t.id] = where.sent_text(lead, t.campaign, t.step_id,
+                                            t.accepted_at or t.handed_at)
+        return out
 
     async def lead_action(self, request: Request, person: Person) -> Response:
         lead_id = request.path_params["lead_id"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -11,6 +11,7 @@ from worker.adapters.db.workspace_rows import ActionRow, LeadLine, RepFigures, R
 from worker.catalog import Catalog
 from worker.config import Settings
 from worker.ports import Clock, TaskRow
+from worker.usecases.campaign_views import CampaignViews
 from worker.usecases.notify import NoteRow
 
 
@@ -75,7 +76,8 @@ class WorkspacePorts:
         send_mail: sends one mail to a person on our side through the outbound transport
             (the sign-in link); returns an error text or None.
         secret_key: signs CSRF tokens.
-        problems: the problems ``nurture check`` finds, per campaign slug.
+        views: the campaign page's data and a lead's mails and tasks rendered
+            (``CampaignViews``); without it the campaign page shows the steps as written.
     """
 
     settings: Settings
@@ -86,4 +88,4 @@ class WorkspacePorts:
     clock: Clock
     send_mail: Callable[[NoteRow], Awaitable[str | None]]
     secret_key: bytes
-    problems: Callable[[], Mapping[str, list[str]]] | None = None
+    views: CampaignViews | None = None

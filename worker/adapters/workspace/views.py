@@ -35,8 +35,11 @@ def ago(at: datetime | None, now: datetime) -> str:
     return f"{s // 86400} d ago"
 
 
-def timeline(data: dict[str, Any], tz: str | None) -> list[dict[str, str]]:
-    """Every dated thing about a lead, oldest first: (when, what, where, detail)."""
+def timeline(data: dict[str, Any], tz: str | None,
+             texts: dict[int, str] | None = None) -> list[dict[str, str]]:
+    """Every dated thing about a lead, oldest first: (when, what, where, detail).
+    ``texts``: per touch id, a sent mail's text or a task's text rendered for the lead."""
+    texts = texts or {}
     campaigns = {e.id: e.campaign for e in data["enrollments"]}
     steps = {t.id: f"{t.campaign} / {t.step_id}" for t in data["touches"]}
     items: list[tuple[datetime, int, str, str, str]] = []
@@ -47,13 +50,17 @@ def timeline(data: dict[str, Any], tz: str | None) -> list[dict[str, str]]:
         where = f"{t.campaign} / {t.step_id}"
         if t.kind == "task":
             items.append((t.created_at, 1, f"task {t.task_kind or ''}".strip(), where,
-                          f"#{t.id} for {t.owner or 'no owner'}: {t.task_text or ''}"))
+                          f"#{t.id} for {t.owner or 'no owner'}: "
+                          f"{texts.get(t.id, t.task_text or '')}"))
             if t.done_at:
                 items.append((t.done_at, 1, "task done", where,
                               f"#{t.id}" + (f": {t.note}" if t.note else "")))
         elif t.accepted_at or t.handed_at:
+            text = texts.get(t.id)
+            # Not stored at send time: rendered again now from the campaign files.
             items.append((t.accepted_at or t.handed_at, 1, "email sent", where,
-                          f"\"{t.subject or ''}\""))
+                          f"\"{t.subject or ''}\"" + (f"\n\n[text as rendered now]\n{text}"
+                                                      if text else "")))
         else:
             items.append((t.planned_at or t.created_at, 1, f"email {t.state}", where,
                           t.note or t.subject or ""))
