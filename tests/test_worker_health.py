@@ -1,5 +1,6 @@
 """`/healthz` of a running worker (its runner in this process, a fake clock): still 200, but
-"degraded" with the reason once SMTP has refused every send for more than a minute."""
+"degraded" with the reason once SMTP has refused every send, or a watched mailbox has gone
+unread, for more than a minute; a paused mailbox is shown."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 from tests.httpkit import AUTH, start_worker
+from tests.servers._util import free_port
 from tests.servers.smtp import ScriptedSmtpServer
 
 
@@ -58,5 +60,26 @@ async def test_healthz_shows_a_paused_mailbox_and_its_mail_waits(
         assert body["status"] == "degraded"
         assert "mailbox default paused: bounce rate 7.5% over 200 sends" in body["problems"]
         assert smtp_server.messages == []
+    finally:
+        assert await worker.stop() == 0
+
+
+async def test_healthz_is_degraded_while_a_watched_mailbox_cannot_be_read(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer) -> None:
+    # Given a worker whose IMAP server is not there (nothing listens on its port)
+    worker = await start_worker(tmp_path, smtp_server, INBOUND__TRANSPORT="imap",
+                                IMAP__HOST="127.0.0.1", IMAP__PORT=str(free_port()),
+                                IMAP__USERNAME="replies", IMAP__POLL_INTERVAL_S="0.2")
+    try:
+        # Then /healthz says ok within the first minute
+        early = (await worker.client.get("/healthz")).json()
+        assert early["status"] == "ok", early
+        # And degraded, naming the mailbox, once it went unread for more than a minute
+        worker.clock.advance(seconds=61)
+        late = await worker.client.get("/healthz")
+        body = late.json()
+        assert late.status_code == 200 and body["status"] == "degraded", body
+        assert [p for p in body["problems"] if p.startswith("mailbox default: not read since")]
+        assert not [p for p in body["problems"] if p.startswith("smtp: ")]
     finally:
         assert await worker.stop() == 0
