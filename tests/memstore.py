@@ -139,7 +139,8 @@ class MemStore:
         found = self.suppressed.get(email.lower())
         return found[0] if found else None
 
-    def add_suppression(self, email: str | None, reason: str, source: str | None) -> bool:
+    def add_suppression(self, email: str | None, reason: str, source: str | None, *,
+                        how: str | None = None) -> bool:
         assert email is not None
         if email.lower() in self.suppressed:
             return False
@@ -246,7 +247,7 @@ class MemStore:
     def inbound_seen(self, mailbox: str, fingerprint: str) -> bool:
         return (mailbox, fingerprint) in self.inbound
 
-    def record_inbound(self, values: dict[str, Any]) -> int | None:
+    def record_inbound(self, values: dict[str, Any], text: str | None = None) -> int | None:
         key = (values["mailbox"], values["fingerprint"])
         if key in self.inbound:
             return None

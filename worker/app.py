@@ -40,6 +40,7 @@ from worker.usecases.intent_actions import IntentActions  # reply intent (issue 
 from worker.usecases.mailbox_alerts import MailboxAlerts
 from worker.usecases.notify import Notify
 from worker.usecases.suppress import Suppress
+from worker.webhook_jobs import webhook_jobs
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
@@ -70,7 +71,7 @@ class App:
         from worker.adapters.db import Database
         from worker.adapters.db.engine import make_engine
         return Database(make_engine(self.settings.database.url, self.settings.database.pool_size),
-                        self.clock)
+                        self.clock, self.settings.webhooks.filters())
 
     # --- campaigns ------------------------------------------------------------------------------
 
@@ -357,7 +358,9 @@ class App:
                     start=self.start_worker,
                     stop=self.stop_worker, reset_doors=self.reset_doors,
                     reload_catalog=self.reload_catalog_if_changed,
-                    start_http=self.start_http, once=once)
+                    start_http=self.start_http, once=once,
+                    jobs=webhook_jobs(self.settings, self.db.outbox, self.clock, self.worker_id,
+                                      self.metrics))
 
     def make_runner(self, once: bool = False, **replace: Any) -> Runner:
         """The worker loop (`nurture run`), wired; ``replace`` swaps collaborators (tests)."""

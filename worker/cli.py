@@ -151,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = hooks.add_subparsers(dest="webhooks_command", metavar="ACTION")
     _add(wsub, "secret", "worker.commands.webhooks:secret", "print a new signing secret "
          "(whsec_...) for NURTURE_WEBHOOKS__NAME__SECRET")
+    p = _add(wsub, "list", "worker.commands.webhooks:list_", "each endpoint: pending, "
+             "delivered, failed, the last error and when")
+    p.add_argument("--json", action="store_true")
+    p = _add(wsub, "test", "worker.commands.webhooks:test", "post a ping to an endpoint now "
+             "and print its answer")
+    p.add_argument("name", metavar="NAME")
+    p = _add(wsub, "replay", "worker.commands.webhooks:replay", "send an endpoint's events "
+             "again (same webhook-id)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--since", metavar="ISO", help="only events created from then on")
+    p.add_argument("--failed", action="store_true", help="only the events given up")
     mbox = sub.add_parser("mailbox", help="mailbox sign-in, checks and state",
                           description="mailbox sign-in, checks and state")
     mbox.set_defaults(handler="help", parser=mbox)

@@ -50,6 +50,11 @@ class Metrics:
                                  registry=r)
         self.oldest_due_lag = Gauge("nurture_oldest_due_lag_seconds", "How late the oldest due "
                                     "step is", registry=r)
+        self.webhook_deliveries = Counter(
+            "nurture_webhook_deliveries", "Webhook delivery attempts by outcome (delivered, "
+            "retry, failed)", ["endpoint", "outcome"], registry=r)
+        self.webhook_backlog = Gauge("nurture_webhook_backlog", "Webhook events not yet "
+                                     "delivered nor given up", ["endpoint"], registry=r)
 
     def sent(self, job: Job, accepted_at: datetime | None = None) -> None:
         counter = self._sent.get(job.envelope.mailbox)
@@ -72,6 +77,15 @@ class Metrics:
     def replied(self, seconds: float) -> None:
         """A reply stopped its sequences ``seconds`` after it landed in the mailbox."""
         self.reply_to_stop.observe(max(seconds, 0.0))
+
+    def webhook_attempt(self, endpoint: str, outcome: str) -> None:
+        """One delivery attempt: delivered, retry, or failed (given up)."""
+        self.webhook_deliveries.labels(endpoint, outcome).inc()
+
+    def set_webhook_backlog(self, pending: Mapping[str, int]) -> None:
+        """Each endpoint's pending events (read when /metrics is scraped)."""
+        for endpoint, count in pending.items():
+            self.webhook_backlog.labels(endpoint).set(count)
 
     def set_backlog(self, count: int, lag_s: float) -> None:
         self.due_backlog.set(count)

@@ -53,14 +53,15 @@ class WebhookDelivery:
     - ``worker_id``: names this worker's claims; ``batch_size`` events per claim.
     - ``poll_interval_s``: how often to look for due events when idle (``wake`` cuts it short).
     - ``jitter``: a number in [0, 1] per retry (random by default; tests pass a constant).
-    - ``observe``: called with (endpoint, attempt) after each attempt (metrics).
+    - ``observe``: called with (endpoint, outcome) after each attempt, the outcome being
+      delivered, retry or failed (given up) (metrics).
     """
 
     def __init__(self, outbox: WebhookOutbox, poster: WebhookPosterPort,
                  endpoints: Mapping[str, WebhookEndpointSettings], clock: Clock, *,
                  max_age_h: float = 72.0, worker_id: str = "webhooks", batch_size: int = 50,
                  poll_interval_s: float = 1.0, jitter: Callable[[], float] = random.random,
-                 observe: Callable[[str, Attempt], None] | None = None) -> None:
+                 observe: Callable[[str, str], None] | None = None) -> None:
         self.outbox = outbox
         self.poster = poster
         self.endpoints = dict(endpoints)
@@ -98,15 +99,17 @@ class WebhookDelivery:
         attempt = await self.poster.post(endpoint=event.endpoint, url=ep.url,
                                          secret=ep.secret.reveal(), webhook_id=event.webhook_id,
                                          body=event.body, timeout_s=ep.timeout_s)
-        if self.observe is not None:
-            self.observe(event.endpoint, attempt)
         now = self.clock.now()
         if attempt.delivered:
             await asyncio.to_thread(self.outbox.mark_delivered, event.webhook_id, now)
+            self._observe(event.endpoint, "delivered")
             return
         next_at = next_attempt_at(event.attempts + 1, event.queued_at, now, self.max_age_h,
                                   self.jitter())
+        self._observe(event.endpoint, "retry" if next_at else "failed")
         if next_at is None:
+            # Reported, not dropped: the log line, the metric, `nurture webhooks list` and
+            # /healthz all say so, and `nurture webhooks replay NAME --failed` sends it again.
             log.warning("action=webhook_given_up endpoint=%s webhook_id=%s type=%s attempts=%d "
                         "error=%s", event.endpoint, event.webhook_id, event.type,
                         event.attempts + 1, attempt.error)
@@ -114,6 +117,10 @@ class WebhookDelivery:
         else:
             await asyncio.to_thread(self.outbox.mark_retry, event.webhook_id, now, next_at,
                                     attempt.error)
+
+    def _observe(self, endpoint: str, outcome: str) -> None:
+        if self.observe is not None:
+            self.observe(endpoint, outcome)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set. A database outage is logged and waited out; any

@@ -84,6 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # A worker posts a batch (50) at once; the default backlog of 5 resets connections.
+    request_queue_size = 128
     owner: WebhookReceiver
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -111,3 +112,25 @@ class EndpointStats:
     last_error_at: datetime | None = None
     last_delivered_at: datetime | None = None
     oldest_pending_at: datetime | None = None
+
+
+#: An endpoint answering nothing but errors this long shows on /healthz.
+FAILING_AFTER = timedelta(hours=1)
+
+
+def webhook_problems(stats: Mapping[str, EndpointStats], now: datetime,
+                     after: timedelta = FAILING_AFTER) -> list[str]:
+    """What /healthz says about the endpoints: one that has had events waiting, and no
+    delivery, for longer than ``after`` while its attempts fail; one with events given up
+    after ``max_age_h`` (they stay in the outbox for `nurture webhooks replay`)."""
+    problems = []
+    for name, st in sorted(stats.items()):
+        oldest = st.oldest_pending_at
+        quiet = st.last_delivered_at is None or now - st.last_delivered_at > after
+        if oldest is not None and now - oldest > after and quiet and st.last_error_at:
+            problems.append(f"webhook {name}: failing since {oldest.isoformat()} "
+                            f"({st.pending} pending; {st.last_error})")
+        if st.failed:
+            problems.append(f"webhook {name}: {st.failed} event(s) given up after max_age_h "
+                            f"(`nurture webhooks replay {name} --failed`)")
+    return problems

@@ -4,7 +4,8 @@ and writes itself, the notification use-case and the metrics. The database adapt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -37,3 +38,7 @@ class Notifier(Protocol):
 
 class LoopMetrics(SendMetrics, Protocol):
     """The metrics the loop moves (the send counters)."""
+
+
+#: A supervised side task of the loop: runs until the stop event is set (webhook delivery).
+SideJob = Callable[[asyncio.Event], Coroutine[Any, Any, Any]]

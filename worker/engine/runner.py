@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from worker.catalog import Catalog
 from worker.config import Settings
-from worker.engine.contracts import LoopMetrics, LoopStore, Notifier
+from worker.engine.contracts import LoopMetrics, LoopStore, Notifier, SideJob
 from worker.engine.dispatch import Dispatcher, MailboxGuard, Pause
 from worker.engine.ledger import Ledger, RecordStore
 from worker.engine.planning import Job, Planner
@@ -53,6 +53,7 @@ class Runner:
         reload_catalog: re-reads edited campaigns; True if they changed.
         start_http: starts the HTTP door with this loop's state, or returns None.
         once: send what is due now and return (``--once``).
+        jobs: more supervised side tasks by name, run until stopped (webhooks); not ``once``.
     """
 
     def __init__(self, *, settings: Settings, worker_id: str, store: LoopStore,
@@ -64,7 +65,7 @@ class Runner:
                  start: Callable[[], None], stop: Callable[[], None],
                  reset_doors: Callable[[], None], reload_catalog: Callable[[], bool],
                  start_http: Callable[[Runner], Awaitable[asyncio.Task[Any] | None]],
-                 once: bool = False) -> None:
+                 once: bool = False, jobs: Mapping[str, SideJob] | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self.store = store
@@ -81,6 +82,7 @@ class Runner:
         self.reload_catalog = reload_catalog
         self.start_http = start_http
         self.once = once
+        self.jobs = dict(jobs or {})
         self.stop_event = asyncio.Event()
         self.thread_stop = threading.Event()
         self.wake_event = asyncio.Event()
@@ -171,6 +173,8 @@ class Runner:
                                                             name="heartbeat")))
             side.append(self._supervise(asyncio.create_task(self._housekeeping(),
                                                             name="housekeeping")))
+            side += [self._supervise(asyncio.create_task(job(self.stop_event), name=name))
+                     for name, job in self.jobs.items()]
             server = await self.start_http(self)
             if server is not None:
                 side.append(self._supervise(server))

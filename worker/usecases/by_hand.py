@@ -18,6 +18,8 @@ from worker.usecases.intake import refuse_suppressed
 from worker.usecases.suppress import Suppress
 
 log = logging.getLogger("worker.service")  # the name operators' log filters know
+#: What ``lead.unsubscribed`` says for each source of an unsubscribe by hand.
+UNSUBSCRIBE_HOW = {"cli": "command", "one-click": "link", "api": "api", "workspace": "command"}
 
 
 class ByHand:
@@ -92,7 +94,8 @@ class ByHand:
     def unsubscribe(self, lead_id: int, source: str) -> bool:
         """Global: the lead gets nothing more from any campaign. False if already done."""
         done = self.suppress(lead_id, SuppressionReason.UNSUBSCRIBED,
-                             EnrollmentStatus.UNSUBSCRIBED, source)
+                             EnrollmentStatus.UNSUBSCRIBED, source,
+                             UNSUBSCRIBE_HOW.get(source.split(" ")[0]))
         if done is None:
             return False
         if done.added or done.closed:

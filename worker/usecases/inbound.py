@@ -104,12 +104,13 @@ class Inbound:
         result = classify(parsed)
         match = self.match(parsed, result, message.data)
         received = message.received_at or parsed.date or self.clock.now()
+        acted = False
         if match.lead_id is None:
             action = f"none: no lead matched{'; ' + match.note if match.note else ''}"
         elif not match.trusted:
             action = "none: the report names none of our mails (not trusted to act on)"
         else:
-            action = self.act(parsed, result, match, received)
+            action, acted = self.act(parsed, result, match, received), True
         excerpt = (parsed.new_text or parsed.text or "")[:EXCERPT_CHARS]
         recorded = self.store.record_inbound({
             "mailbox": message.mailbox, "folder": message.folder, "uid": message.uid,
@@ -120,7 +121,9 @@ class Inbound:
             "return_date": result.return_date, "lead_id": match.lead_id,
             "touch_id": match.touch.touch_id if match.touch else None,
             "matched_by": match.matched_by, "action": action, "excerpt": excerpt,
-            "size": message.size})
+            "size": message.size},
+            # The webhook (lead.replied, ...) is written with the record, for a lead acted on.
+            text=(parsed.new_text or parsed.text or "") if acted else None)
         if recorded is None:
             return False
         self.metrics.inbound_message(result.cls.value)
@@ -180,7 +183,8 @@ class Inbound:
             return self._postpone(match.lead_id, result.return_date, received)
         if cls == InboundClass.UNSUBSCRIBE:
             return self._suppress(match.lead_id, SuppressionReason.UNSUBSCRIBED,
-                                  EnrollmentStatus.UNSUBSCRIBED, "unsubscribe request by mail")
+                                  EnrollmentStatus.UNSUBSCRIBED, "unsubscribe request by mail",
+                                  how="reply")
         if cls == InboundClass.BOUNCE:
             if sub == "hard":
                 return self._suppress(match.lead_id, SuppressionReason.BOUNCED,
@@ -287,8 +291,8 @@ class Inbound:
         return "postponed: " + ", ".join(moved) if moved else "none: nothing to postpone"
 
     def _suppress(self, lead_id: int, reason: SuppressionReason, status: EnrollmentStatus,
-                  why: str) -> str:
-        done = self.suppress(lead_id, reason, status, why)
+                  why: str, how: str | None = None) -> str:
+        done = self.suppress(lead_id, reason, status, why, how)
         if done is None:
             return "none"
         return f"suppressed ({reason.value}); {len(done.closed)} enrolment(s) {status.value}"

@@ -33,14 +33,15 @@ class Suppress:
         self.store = store
 
     def __call__(self, lead_id: int, reason: SuppressionReason, status: EnrollmentStatus,
-                 why: str) -> Suppressed | None:
+                 why: str, how: str | None = None) -> Suppressed | None:
         """Suppress the lead's address for ``reason`` and move its open enrolments to
-        ``status``; None if there is no such lead. Safe to repeat."""
+        ``status``; None if there is no such lead. Safe to repeat. ``how`` (link, reply,
+        command, api) is what the ``lead.unsubscribed`` webhook says."""
         lead = self.store.lead_by_id(lead_id)
         if lead is None:
             return None
         why = why[:WHY_CHARS]
-        added = self.store.add_suppression(lead.email, reason.value, why)
+        added = self.store.add_suppression(lead.email, reason.value, why, how=how)
         closed = self.store.close_enrollments([lead_id], status, why)
         return Suppressed(lead, added, closed)
 

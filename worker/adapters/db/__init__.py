@@ -10,6 +10,8 @@ forwards every room's methods under their own names, so commands and tests read
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import Engine
 
 from worker.adapters.db.base import Connection
@@ -25,8 +27,9 @@ from worker.ports import Clock
 class Database:
     """The rooms of the database over one connection, and a flat view of their methods."""
 
-    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
-        conn = self.conn = Connection(engine, clock)
+    def __init__(self, engine: Engine, clock: Clock | None = None,
+                 webhooks: Mapping[str, frozenset[str] | None] | None = None) -> None:
+        conn = self.conn = Connection(engine, clock, webhooks)
         self.clock = conn.clock
         self.leads = LeadRows(conn)
         self.sending = SendingRows(conn)
@@ -44,6 +47,8 @@ class Database:
         self.hash_key = conn.hash_key
         self.email_hash = conn.email_hash
         self.session = conn.session
+        self.outbox = conn.outbox  # the webhook outbox (None: no endpoint enabled)
+        self.webhook_stats = conn.webhook_stats
         # leads
         self.upsert_leads = self.leads.upsert_leads
         self.lead_by_email = self.leads.lead_by_email

@@ -11,9 +11,10 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -21,6 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.adapters.db import engine as db_engine
 from worker.adapters.db import models as m
+from worker.adapters.db import webhook_store
+from worker.domain.webhook_retry import EndpointStats
+from worker.domain.webhooks import WebhookEvent
 from worker.errors import StoreError, UserError
 from worker.ports import Clock, SystemClock
 
@@ -28,11 +32,15 @@ from worker.ports import Clock, SystemClock
 class Connection:
     """The engine, its session factory, the clock, the hash key; schema and liveness."""
 
-    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+    def __init__(self, engine: Engine, clock: Clock | None = None,
+                 webhooks: Mapping[str, frozenset[str] | None] | None = None) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self._hash_key: bytes | None = None
+        # The outbox the rooms write events to; None (no endpoint enabled) costs nothing.
+        self.outbox = (webhook_store.WebhookStore(engine, webhooks, self.clock)
+                       if webhooks else None)
 
     @property
     def is_sqlite(self) -> bool:
@@ -51,6 +59,10 @@ class Connection:
                 yield session
         except OperationalError as exc:
             raise StoreError(f"database error: {exc.orig}") from exc
+
+    def webhook_stats(self) -> dict[str, EndpointStats]:
+        """Each enabled endpoint's outbox counts (none without endpoints)."""
+        return self.outbox.stats() if self.outbox is not None else {}
 
     def migrate(self) -> str:
         """Bring the schema to the head revision (`nurture init`); returns it."""
@@ -130,3 +142,13 @@ class Room:
     def email_hash(self, email: str) -> str:
         """The keyed hash of an address."""
         return self.conn.email_hash(email)
+
+    def emit(self, conn: Any, build: Callable[[], Iterable[WebhookEvent]]) -> int:
+        """Write webhook events in ``conn``'s transaction (built only if an endpoint wants
+        events at all)."""
+        return webhook_store.emit(conn, self.conn.outbox, build)
+
+    @property
+    def emitting(self) -> bool:
+        """Whether any webhook endpoint is enabled (skip the reads events need otherwise)."""
+        return self.conn.outbox is not None

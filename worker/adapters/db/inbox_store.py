@@ -16,6 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from worker.adapters.db import models as m
 from worker.adapters.db.base import Room
+from worker.adapters.db.webhook_store import leads_in
+from worker.domain import webhooks as wh
 from worker.ports import Checkpoint, ReplyThread
 
 
@@ -62,12 +64,17 @@ class InboxRows(Room):
             return s.scalar(select(m.Inbound.id).where(
                 m.Inbound.mailbox == mailbox, m.Inbound.fingerprint == fingerprint)) is not None
 
-    def record_inbound(self, values: dict[str, Any]) -> int | None:
-        """Store one processed message; None if it had been stored already."""
+    def record_inbound(self, values: dict[str, Any], text: str | None = None) -> int | None:
+        """Store one processed message; None if it had been stored already. With ``text``
+        (the new text of a message acted on), its webhook event is written with it."""
+        now = self.now()
         try:
             with self.session() as s:
-                return int(s.scalar(insert(m.Inbound).values(**values, created_at=self.now())
-                                    .returning(m.Inbound.id)) or 0)
+                row_id = int(s.scalar(insert(m.Inbound).values(**values, created_at=now)
+                                      .returning(m.Inbound.id)) or 0)
+                if text is not None and values.get("lead_id") is not None:
+                    self.emit(s, lambda: _inbound_events(s, values, text, now))
+                return row_id
         except IntegrityError:
             return None
 
@@ -241,3 +248,21 @@ class InboxRows(Room):
             else:
                 row.attempts += 1
                 row.error = error[:1000]
+
+
+def _inbound_events(s: Any, v: dict[str, Any], text: str, now: datetime) -> list[wh.WebhookEvent]:
+    """``lead.replied`` / ``lead.auto_replied`` / ``lead.bounced`` for a message acted on (an
+    unsubscribe or complaint is reported by the suppression it caused)."""
+    lead = leads_in(s, [v["lead_id"]]).get(v["lead_id"])
+    if lead is None:
+        return []
+    touch = s.get(m.Touch, v["touch_id"]) if v.get("touch_id") else None
+    campaign, step = (touch.campaign, touch.step_id) if touch else (None, None)
+    if v["cls"] == "human":
+        return [wh.lead_replied(lead, now, campaign, step, v["cls"], v.get("subclass"), text)]
+    if v["cls"] == "auto_reply":
+        return [wh.lead_auto_replied(lead, now, campaign, v.get("return_date"))]
+    if v["cls"] == "bounce":
+        return [wh.lead_bounced(lead, now, campaign, step, v.get("subclass") or "soft",
+                                v.get("reason") or "")]
+    return []

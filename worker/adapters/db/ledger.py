@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from worker.adapters.db import models as m
 from worker.adapters.db import sql
 from worker.adapters.db.base import Room
+from worker.adapters.db.ledger_events import completed_events, known_tasks, mail_events, task_events
 from worker.adapters.db.raw import RawSQL
 from worker.adapters.db.rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
 from worker.domain.model import DUE_STATUSES, Lead
@@ -205,10 +206,11 @@ class SendingRows(Room):
                 allowed = caps[box](hour, day, first, now)  # type: ignore[index]
                 for extra in items[max(allowed, 0):]:
                     refused.add(extra.message_id or "")
-            rows = [self._touch_values(t, now) for t in touches if t.message_id not in refused
-                    or t.kind != "email"]
-            if rows:
-                self._upsert_touches(s, rows)
+            kept = [t for t in touches if t.message_id not in refused or t.kind != "email"]
+            known = known_tasks(s, kept) if self.emitting else set()
+            if kept:
+                self._upsert_touches(s, [self._touch_values(t, now) for t in kept])
+                self.emit(s, lambda: task_events(s, kept, known, now))
             self._apply_changes(s, changes, now)
         return refused
 
@@ -264,6 +266,8 @@ class SendingRows(Room):
                    for c in changes if c.status is not None and old.get(c.enrollment_id) != c.status]
         if changed:
             conn.execute(sql.STATUS_CHANGE, changed)
+            ends = [c for c in changes if c.status == "completed" and old.get(c.enrollment_id) != c.status]
+            self.emit(conn, lambda: completed_events(conn, ends, now))
         for c in changes:
             if c.on_finish:
                 self._join(conn, c.lead_id, c.on_finish, c.on_finish_due, now)
@@ -326,6 +330,7 @@ class SendingRows(Room):
                                         {**params, "worker": worker_id})
                 finally:
                     cur.close()
+                self.emit(conn, lambda: mail_events(conn, outcomes, now))
         except (OperationalError, DBAPIError) as exc:
             raise StoreError(f"database error: {exc}") from exc
         except Exception as exc:  # a raw driver error (sqlite3 / psycopg) carries no wrapper

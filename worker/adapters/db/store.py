@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from worker.adapters.db import models as m
 from worker.adapters.db.base import Room
+from worker.adapters.db.webhook_store import leads_in
+from worker.domain import webhooks as wh
 from worker.domain.leads import LeadInput, canonical_domain, spellings
 from worker.domain.model import LEAD_COLUMNS, OPEN_STATUSES, EnrollmentStatus, Lead
 from worker.errors import NotFound, UserError
@@ -55,6 +57,8 @@ class LeadRows(Room):
             existing = {row.email: row for row in
                         s.scalars(select(m.Lead).where(m.Lead.email.in_(emails)))}
             fresh: dict[str, dict[str, Any]] = {}
+            changed: dict[str, list[str]] = {}
+            sources = {inp.email: source for inp, source in items}
             for inp, source in items:
                 row = existing.get(inp.email)
                 if row is None:
@@ -66,30 +70,38 @@ class LeadRows(Room):
                                                   if k != "email"}}
                         outcome[inp.email] = "imported"
                     continue
-                outcome[inp.email] = "updated" if self._merge(row, inp, now) else \
-                    outcome.get(inp.email, "unchanged")
+                names = self._merge(row, inp, now)
+                if names:
+                    changed.setdefault(inp.email, []).extend(names)
+                outcome[inp.email] = "updated" if names else outcome.get(inp.email, "unchanged")
             ids = {row.email: row.id for row in existing.values()}
             if fresh:
                 for lead_id, email in s.execute(insert(m.Lead).returning(m.Lead.id, m.Lead.email),
                                                 list(fresh.values())):
                     ids[email] = lead_id
+            self.emit(s, lambda: [
+                *(wh.lead_created(Lead(**{k: v for k, v in fresh[e].items() if k in LEAD_COLUMNS},
+                                       id=ids[e]), now, sources[e]) for e in fresh),
+                *(wh.lead_updated(to_domain(existing[e]), now, set(names))
+                  for e, names in changed.items())])
         return [UpsertResult(ids[inp.email], outcome[inp.email]) for inp, _ in items]
 
     @staticmethod
-    def _merge(row: m.Lead, inp: LeadInput, now: datetime) -> bool:
-        changed = False
+    def _merge(row: m.Lead, inp: LeadInput, now: datetime) -> list[str]:
+        """Merge ``inp`` into ``row``; returns the names of what changed (``lead.updated``)."""
+        changed: list[str] = []
         for key, value in inp.columns.items():
             if value is not None and getattr(row, key) != value:
                 setattr(row, key, value)
-                changed = True
+                changed.append(key)
         tags = sorted(set(row.tags or []) | set(inp.tags))
         if tags != sorted(row.tags or []):
             row.tags = tags
-            changed = True
+            changed.append("tags")
         fields = {**(row.fields or {}), **{k: v for k, v in inp.fields.items() if v is not None}}
         if fields != (row.fields or {}):
             row.fields = fields
-            changed = True
+            changed.append("fields")
         if changed:
             row.updated_at = now
         return changed
@@ -167,8 +179,12 @@ class LeadRows(Room):
             return int(s.scalar(select(func.count()).select_from(m.Suppression)) or 0)
 
     def add_suppression(self, email: str | None, reason: str, source: str | None,
-                        domain: str | None = None, keep_address: bool = True) -> bool:
-        """Add an address or a domain to the suppression list; False if already there."""
+                        domain: str | None = None, keep_address: bool = True, *,
+                        how: str | None = None) -> bool:
+        """Add an address or a domain to the suppression list; False if already there.
+        The address's lead, if any, is reported as ``lead.unsubscribed`` (with ``how``: link,
+        reply, command, api) or ``lead.suppressed``; an erasure reports ``lead.erased`` when
+        the lead is deleted."""
         now = self.now()
         values: dict[str, Any] = {"reason": reason, "source": source, "created_at": now}
         if domain:
@@ -181,9 +197,22 @@ class LeadRows(Room):
         try:
             with self.session() as s:
                 s.execute(insert(m.Suppression).values(**values))
+                if email is not None and reason != "erased":
+                    self.emit(s, lambda: self._suppressed_events(s, email, reason, how, now))
             return True
         except IntegrityError:
             return False
+
+    @staticmethod
+    def _suppressed_events(s: Any, email: str, reason: str, how: str | None,
+                           now: datetime) -> list[wh.WebhookEvent]:
+        row = s.scalar(select(m.Lead).where(m.Lead.email == email.lower()))
+        if row is None:
+            return []
+        lead = to_domain(row)
+        if reason == "unsubscribed":
+            return [wh.lead_unsubscribed(lead, now, how or "command")]
+        return [wh.lead_suppressed(lead, now, reason)]
 
     def close_enrollments(self, lead_ids: Sequence[int], status: EnrollmentStatus, reason: str,
                           from_statuses: Sequence[str] = tuple(OPEN), campaign: str | None = None
@@ -248,6 +277,8 @@ class LeadRows(Room):
             s.flush()
             s.add(m.StatusChange(enrollment_id=row.id, lead_id=lead_id, old=None, new="active",
                                  reason=reason, at=now))
+            self.emit(s, lambda: [wh.lead_enrolled(lead, now, campaign)
+                                  for lead in leads_in(s, [lead_id]).values()])
             return row.id, True
 
     def enrollments_of(self, lead_id: int, campaign: str | None = None,
@@ -296,11 +327,21 @@ class LeadRows(Room):
             if touch.state == "done":
                 raise UserError(f"task {touch_id} is already done")
             touch.state, touch.done_at, touch.note = "done", now, note or touch.note
+            self.emit(s, lambda: [wh.task_done(lead, now, touch.campaign, touch.step_id,
+                                               touch.id, touch.note)
+                                  for lead in leads_in(s, [touch.lead_id]).values()])
         return touch
 
     def delete_lead(self, lead_id: int) -> None:
         """Erase a lead and everything about it (the suppression hash stays)."""
+        now = self.now()
         with self.session() as s:
+            email = s.scalar(select(m.Lead.email).where(m.Lead.id == lead_id))
+            # Erasure leaves nothing behind: the lead's outbox rows (they carry its address)
+            # go too, and the one event written tells only the address's keyed hash.
+            s.execute(delete(m.WebhookOutbox).where(m.WebhookOutbox.lead_id == lead_id))
+            if email is not None:
+                self.emit(s, lambda: [wh.lead_erased(self.email_hash(email), now)])
             s.execute(update(m.Inbound).where(m.Inbound.lead_id == lead_id).values(
                 excerpt=None, subject=None, from_addr=None, lead_id=None, touch_id=None))
             for table in (m.StatusChange, m.Event, m.SoftBounce, m.Touch):

@@ -11,7 +11,7 @@ mid-post leaves its rows to be claimed again when the lease ends (same ``webhook
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from worker.adapters.db import models as m
+from worker.domain.model import Lead
 from worker.domain.webhook_retry import EndpointStats, OutboxEvent
 from worker.domain.webhooks import WebhookEvent, endpoints_for
 from worker.errors import StoreError
@@ -35,6 +36,30 @@ ERROR_MAX = 500
 def new_webhook_id() -> str:
     """A fresh ``webhook-id`` (``msg_`` + 32 hex digits)."""
     return f"msg_{uuid.uuid4().hex}"
+
+
+def emit(conn: Session | Connection, outbox: WebhookStore | None,
+         build: Callable[[], Iterable[WebhookEvent]]) -> int:
+    """Enqueue events from inside a room's session, so they commit or roll back with the
+    change they report. ``build`` is called only when some endpoint is enabled: with no
+    endpoint configured nothing is read, built or written."""
+    if outbox is None or not outbox.filters:
+        return 0
+    return outbox.enqueue(conn, build())
+
+
+_LEAD_COLS = ("id", "email", "first_name", "last_name", "company", "title", "phone",
+              "timezone", "country", "owner")
+
+
+def leads_in(conn: Session | Connection, ids: Iterable[int]) -> dict[int, Lead]:
+    """The leads an event is about, read inside the caller's transaction (one query)."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    cols = [getattr(m.Lead, c) for c in _LEAD_COLS]
+    rows = conn.execute(select(*cols).where(m.Lead.id.in_(wanted))).all()
+    return {r.id: Lead(**{c: getattr(r, c) for c in _LEAD_COLS}) for r in rows}
 
 
 class WebhookStore:

@@ -8,6 +8,7 @@ the lead at once, for every campaign.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from starlette.responses import HTMLResponse, Response
 
 from worker.adapters.http.io import answer
 from worker.domain.tokens import read_unsubscribe_token
+from worker.domain.webhook_retry import EndpointStats, webhook_problems
 from worker.errors import StoreError
 from worker.metrics import health_problems
 
@@ -112,8 +114,10 @@ class Pages:
         backlog: tuple[int | None, float | None] = (None, None)
         states: dict[str, datetime | None] = {}
         stopped: Mapping[str, str] = {}
+        hooks: Mapping[str, EndpointStats] = {}
         if db_ok:
             try:
+                hooks = await asyncio.to_thread(self.ctx.app.db.webhook_stats)
                 backlog = await asyncio.to_thread(self._backlog)
                 states = await asyncio.to_thread(self._stored_mailbox_states)
                 stopped = await asyncio.to_thread(self.ctx.app.stopped)
@@ -140,6 +144,7 @@ class Pages:
             self.ctx.app.clock.now(), runner.smtp_failing_since, runner.last_send_error,
             {box.name: states.get(box.name) for box in self.ctx.app.inbound}, runner.started_at_wall)
         problems += [f"mailbox {name} {why}" for name, why in sorted(stopped.items())]
+        problems += webhook_problems(hooks, self.ctx.app.clock.now())
         if db_ok and problems:
             body.update(status="degraded", problems=problems)
         return answer(200 if db_ok else 503, body)
@@ -173,6 +178,9 @@ class Pages:
             log.warning("action=metrics_backlog_failed error=%r", str(exc)[:300])
             return
         self.ctx.app.metrics.set_backlog(count, lag)
+        with contextlib.suppress(StoreError):
+            self.ctx.app.metrics.set_webhook_backlog(
+                {n: s.pending for n, s in self.ctx.app.db.webhook_stats().items()})
 
 
 def _iso(at: datetime | None) -> str | None:

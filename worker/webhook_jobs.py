@@ -1,0 +1,37 @@
+"""The worker's webhook side task: the delivery loop over the outbox, wired for `nurture run`.
+
+Kept apart from ``app.py`` (which only calls it) so the composition root stays small; the
+loop itself is ``webhook_delivery.WebhookDelivery``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from worker.adapters.db.webhook_store import WebhookStore
+from worker.adapters.webhook_http import WebhookPoster
+from worker.config import Settings
+from worker.engine.contracts import SideJob
+from worker.metrics import Metrics
+from worker.ports import Clock
+from worker.webhook_delivery import WebhookDelivery
+
+
+def webhook_jobs(settings: Settings, outbox: WebhookStore | None, clock: Clock, worker_id: str,
+                 metrics: Metrics) -> dict[str, SideJob]:
+    """``{"webhooks": deliver}`` when an endpoint is enabled, else nothing. Every worker runs
+    it: claims use SKIP LOCKED on PostgreSQL, so each event goes out through one of them."""
+    if outbox is None:
+        return {}
+
+    async def deliver(stop: asyncio.Event) -> None:
+        poster = WebhookPoster()
+        delivery = WebhookDelivery(outbox, poster, settings.webhooks.enabled(), clock,
+                                   max_age_h=settings.webhooks.max_age_h, worker_id=worker_id,
+                                   observe=metrics.webhook_attempt)
+        try:
+            await delivery.run(stop)
+        finally:
+            await poster.close()
+
+    return {"webhooks": deliver}
