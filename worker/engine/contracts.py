@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from worker.adapters.db.rows import ClaimRow
+from worker.domain.send_rows import ClaimRow
 from worker.engine.dispatch import SendMetrics
 from worker.usecases.notify import NoteRow
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from worker.adapters.db.rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
 from worker.catalog import Catalog
 from worker.domain import policy, sequence
 from worker.domain.campaigns import Campaign
 from worker.domain.model import Lead
+from worker.domain.send_rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
 from worker.domain.sequence import Plan, Policy, TouchPlan
 from worker.errors import LimitError, Problem, TemplateError
 from worker.logs import mask

@@ -29,7 +29,7 @@ from worker.config import Settings
 from worker.engine.planning import Planned, Planner
 
 if TYPE_CHECKING:
-    from worker.adapters.db.rows import ClaimRow
+    from worker.domain.send_rows import ClaimRow
 
 log = logging.getLogger(__name__)
 MIN_BATCH = 16
