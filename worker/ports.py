@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from worker.domain.leads import LeadInput
 from worker.domain.model import EnrollmentStatus, Lead
+from worker.domain.send_rows import Claimed, ClaimRow, EnrollmentChange, PlannedTouch
 
 #: Wakes the worker's loop (a use-case that makes work due now calls it); a no-op when no
 #: loop runs (commands, tests).
@@ -267,7 +268,8 @@ class TaskRow(Protocol):
 
 
 class SuppressionStore(Protocol):
-    """What "this address is dead" needs: the lead, the suppression list, its enrolments."""
+    """What "this address is dead" needs: the lead, the suppression list, its enrolments.
+    The lead room (``db.leads``)."""
 
     def lead_by_id(self, lead_id: int) -> Lead | None: ...
     def suppression_for(self, email: str) -> str | None: ...
@@ -278,14 +280,16 @@ class SuppressionStore(Protocol):
 
 
 class NotificationStore(Protocol):
-    """Mail to people on our side, queued (the worker sends the queue)."""
+    """Mail to people on our side, queued (the worker sends the queue). The inbox room
+    (``db.inbox``)."""
 
     def add_notification(self, kind: str, to_addr: str, subject: str, body: str,
                          mailbox: str = "default", reply: ReplyThread | None = None) -> int: ...
 
 
-class LeadStore(SuppressionStore, NotificationStore, Protocol):
-    """Leads, events and enrolments: what intake and the by-hand actions need."""
+class LeadStore(SuppressionStore, Protocol):
+    """Leads, events and enrolments: what intake and the by-hand actions need. One room:
+    the database adapter's lead room (``db.leads``)."""
 
     def upsert_leads(self, items: Sequence[tuple[LeadInput, str | None]]) -> Sequence[Stored]: ...
     def lead_by_email(self, email: str) -> Lead | None: ...
@@ -302,8 +306,12 @@ class LeadStore(SuppressionStore, NotificationStore, Protocol):
     def finish_task(self, touch_id: int, note: str | None, now: datetime) -> TaskRow: ...
 
 
-class InboxStore(LeadStore, Protocol):
-    """Inbound messages: one handler per message, recorded once, matched to our mails."""
+class InboxStore(LeadStore, NotificationStore, Protocol):
+    """Inbound messages: one handler per message, recorded once, matched to our mails.
+
+    Spans two rooms (inbound mail and notifications in ``db.inbox``, leads and enrolments in
+    ``db.leads``): the composition root hands the ``Database`` facade, which forwards both
+    rooms' methods by name."""
 
     def inbound_lock(self, mailbox: str, fingerprint: str) -> AbstractContextManager[None]: ...
     def inbound_seen(self, mailbox: str, fingerprint: str) -> bool: ...
@@ -322,15 +330,23 @@ class OwnerTaskStore(Protocol):
 
 
 class SuppressedLookup(Protocol):
-    """Which of some addresses are suppressed (never made a lead by a referral)."""
+    """Which of some addresses are suppressed (never made a lead by a referral, never mailed
+    by the planner). The lead room (``db.leads``)."""
 
     def suppressed_among(self, emails: Sequence[str]) -> dict[str, str]: ...
 
 
 class DigestStore(NotificationStore, Protocol):
-    """The daily task digest: one worker a day takes the lease, then reads open tasks."""
+    """The daily task digest's lease (one worker a day writes it) and the queue it goes to.
+    The inbox room (``db.inbox``)."""
 
     def acquire_lease(self, name: str, holder: str, lease_s: float) -> bool: ...
+
+
+class OpenTasks(Protocol):
+    """The open follow-up tasks, with the lead's address and owner. The reporting room
+    (``db.reports``, read-only)."""
+
     def open_tasks(self, owner: str | None = None
                    ) -> Sequence[tuple[TaskRow, str, str | None]]: ...
 
@@ -340,3 +356,11 @@ class InboundMetrics(Protocol):
 
     def inbound_message(self, cls: str) -> None: ...
     def replied(self, seconds: float) -> None: ...
+
+
+class PlanStore(Protocol):
+    """What the planner reads and records: the sending room (``db.sending``)."""
+
+    def load_claimed(self, rows: Sequence[ClaimRow]) -> list[Claimed]: ...
+    def plan(self, touches: Sequence[PlannedTouch], changes: Sequence[EnrollmentChange],
+             now: datetime, caps: dict[str, Any] | None = None) -> set[str]: ...

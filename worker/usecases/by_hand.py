@@ -24,7 +24,7 @@ class ByHand:
     """What a person does to a lead's enrolments.
 
     Args:
-        store: leads and enrolments (``LeadStore``).
+        store: leads and enrolments: the lead room (``LeadStore``).
         catalog: returns the current campaigns.
         clock: when a resumed step or a finished task's next step is due.
         wake: called after a resume, so the loop plans what became due.
