@@ -17,7 +17,8 @@ from worker.domain.sequence import Plan, Policy, TouchPlan
 from worker.errors import LimitError, Problem, TemplateError
 from worker.logs import mask
 from worker.mailer import MailFactory
-from worker.ports import Envelope, PlanStore, SuppressedLookup
+from worker.ports import Envelope
+from worker.ports_store import PlanStore, SuppressedLookup
 
 log = logging.getLogger(__name__)
 MISSING_CAMPAIGN_RETRY = timedelta(minutes=15)

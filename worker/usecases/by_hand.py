@@ -13,7 +13,8 @@ from worker.domain.campaigns import Campaign
 from worker.domain.model import EnrollmentStatus, SuppressionReason
 from worker.errors import NotFound, UserError
 from worker.logs import mask
-from worker.ports import Clock, EnrollmentRow, LeadStore, TaskRow, Wake
+from worker.ports import Clock, EnrollmentRow, TaskRow, Wake
+from worker.ports_store import LeadStore
 from worker.usecases.intake import refuse_suppressed
 from worker.usecases.suppress import Suppress
 

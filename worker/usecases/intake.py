@@ -13,7 +13,8 @@ from worker.domain import sequence
 from worker.domain.leads import LeadInput, parse_lead
 from worker.errors import LeadError, LimitError, NotFound, Problem
 from worker.logs import mask
-from worker.ports import Clock, EnrollResult, LeadStore, NotificationStore, Wake
+from worker.ports import Clock, EnrollResult, Wake
+from worker.ports_store import LeadStore, NotificationStore
 
 # The logger keeps the name it had before the use-cases moved: operators' log filters and
 # the import command's quieting of the per-enrolment line select on it.

@@ -14,7 +14,8 @@ from typing import Protocol
 from worker.config import Settings
 from worker.domain import mime
 from worker.mailer import DEFAULT_MAILBOX
-from worker.ports import Clock, DigestStore, Envelope, OpenTasks, Sender, TaskRow
+from worker.ports import Clock, Envelope, Sender, TaskRow
+from worker.ports_store import DigestStore, OpenTasks
 
 
 class NoteRow(Protocol):
