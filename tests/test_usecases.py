@@ -99,7 +99,7 @@ def world(tmp_path: Path) -> World:
 
     return World(
         clock, store, catalog, wakes,
-        Intake(store, lambda: catalog, clock, wake, "boss@acme.example"),
+        Intake(store, store, lambda: catalog, clock, wake, "boss@acme.example"),
         ByHand(store, lambda: catalog, clock, wake, suppress), suppress,
         Inbound(store, lambda: catalog, clock, metrics, suppress, settings.inbound,
                 settings.notify, b"k" * 32), metrics)

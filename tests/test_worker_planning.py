@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,3 +140,50 @@ def test_a_step_planned_again_while_in_flight_is_sent_once(
 def handed_over(app: App) -> int:
     with app.db.session() as s:
         return len(s.scalars(select(m.Touch.id).where(m.Touch.state == "handed_over")).all())
+
+
+def test_an_edited_campaign_reaches_the_planner_through_its_catalog_getter(
+        tmp_path: Path) -> None:
+    # Given a worker's planner built over the campaigns as they were at start
+    folder = write_campaign(tmp_path / "campaigns", "threaded", THREADED, {
+        "first.md": email_template("Old subject"), "again.md": email_template("Again")})
+    app = make_app(tmp_path)
+    before = app.planner.catalog
+    app.service.intake({"email": "edit@acme.test"}, campaign="threaded")
+    # When the campaign is edited on disk and the worker reloads it
+    (folder / "first.md").write_text(email_template("A brand new subject line"))
+    later = (folder / "first.md").stat().st_mtime + 5  # the signature reads mtimes
+    os.utime(folder / "first.md", (later, later))
+    assert app.reload_catalog_if_changed()
+    # Then the planner reads the new campaigns (nobody patched it: it asks the holder)
+    assert app.planner.catalog is app.current_catalog() is not before
+    [job] = app.planner.prepare(app.db.claim_due("w1", app.clock.now(), 10, 30), app.clock.now())
+    assert parsed(job.envelope.data)["Subject"] == "A brand new subject line"
+
+
+def test_the_render_process_reloads_its_catalog_when_the_workers_changed(
+        tmp_path: Path) -> None:
+    # Given a render process (its planner built by the root's factory over its own catalog)
+    folder = write_campaign(tmp_path / "campaigns", "threaded", THREADED, {
+        "first.md": email_template("Old subject"), "again.md": email_template("Again")})
+    app = make_app(tmp_path, WORKER__RENDER_PROCESS="true")
+    process = app.render_process()
+    assert process is not None
+    try:
+        app.service.intake({"email": "one@acme.test"}, campaign="threaded")
+        rows = app.db.claim_rows("w1", app.clock.now(), 10, 30)
+        first = process.plan(rows, app.clock.now(), app.catalog.digest).result(timeout=120)
+        assert parsed(first.jobs[0].envelope.data)["Subject"] == "Old subject"
+        # When the worker's campaigns change (a new digest)
+        (folder / "first.md").write_text(email_template("A brand new subject line"))
+        later = (folder / "first.md").stat().st_mtime + 5
+        os.utime(folder / "first.md", (later, later))
+        assert app.reload_catalog_if_changed()
+        app.service.intake({"email": "two@acme.test"}, campaign="threaded")
+        rows = app.db.claim_rows("w1", app.clock.now(), 10, 30)
+        # Then the render process plans with the new campaigns
+        second = process.plan(rows, app.clock.now(), app.catalog.digest).result(timeout=120)
+        assert [parsed(j.envelope.data)["Subject"] for j in second.jobs] == [
+            "A brand new subject line"]
+    finally:
+        process.close()

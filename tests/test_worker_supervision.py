@@ -18,8 +18,8 @@ from tests.servers.smtp import ScriptedSmtpServer
 from tests.test_worker import setup_campaigns
 from tests.workspace import make_app
 from worker.adapters.db import Database
-from worker.adapters.db.rows import Outcome
 from worker.app import App
+from worker.domain.send_rows import Outcome
 
 
 class LedgerKiller(BaseException):

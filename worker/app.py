@@ -90,8 +90,7 @@ class App:
         if signature == self.catalog.signature:
             return False
         fresh = self._load_catalog()
-        self.catalogs.replace(fresh)
-        self.planner.catalog = fresh
+        self.catalogs.replace(fresh)  # the planner and the use-cases read it through get()
         log.info("action=campaigns_reloaded campaigns=%d broken=%d", len(fresh.campaigns),
                  len(fresh.problems))
         self.wake_newsletters()
@@ -120,7 +119,7 @@ class App:
 
     @cached_property
     def planner(self) -> Planner:
-        return build_planner(self.settings, self.db, self.catalog, self.factory)
+        return build_planner(self.settings, self.db, self.current_catalog, self.factory)
 
     def render_process(self) -> RenderProcess | None:
         """For `nurture run`: render big batches in a second process (the second core)."""
@@ -140,23 +139,23 @@ class App:
 
     @cached_property
     def suppress(self) -> Suppress:
-        return Suppress(self.db)
+        return Suppress(self.db.leads)
 
     @cached_property
     def service(self) -> Intake:
         """Intake: leads in, enrolments, events."""
-        return Intake(self.db, self.current_catalog, self.clock, self.wake,
+        return Intake(self.db.leads, self.db.inbox, self.current_catalog, self.clock, self.wake,
                       self.settings.notify.default_owner or None)
 
     @cached_property
     def by_hand(self) -> ByHand:
-        return ByHand(self.db, self.current_catalog, self.clock, self.wake, self.suppress)
+        return ByHand(self.db.leads, self.current_catalog, self.clock, self.wake, self.suppress)
 
     @cached_property
     def inbox(self) -> Inbound:
         # --- reply intent (issue 14): owner tasks composed over the session factory ---
         from worker.adapters.db.owner_tasks import OwnerTasks  # lazily, as PeopleRows
-        intents = IntentActions(self.db, OwnerTasks(self.db.session), self.db,
+        intents = IntentActions(self.db, OwnerTasks(self.db.session), self.db.leads,
                                 self.current_catalog, self.clock, self.settings.inbound,
                                 self.settings.notify.default_owner)
         # --- end reply intent ---
@@ -187,7 +186,7 @@ class App:
 
     @cached_property
     def mailbox_alerts(self) -> MailboxAlerts:
-        return MailboxAlerts(self.oauth_tokens, self.db, self.settings.notify.default_owner)
+        return MailboxAlerts(self.oauth_tokens, self.db.inbox, self.settings.notify.default_owner)
 
     @cached_property
     def bounce_guard(self) -> BounceGuard:
@@ -209,7 +208,8 @@ class App:
 
     @cached_property
     def notify(self) -> Notify:
-        return Notify(self.db, lambda: self.sender, self.settings, self.clock, self.worker_id)
+        return Notify(self.db.inbox, self.db.reports, lambda: self.sender, self.settings,
+                      self.clock, self.worker_id)
 
     @cached_property
     def metrics(self) -> Metrics:
@@ -369,19 +369,20 @@ class App:
         return runner
 
 
-def build_planner(settings: Settings, db: Database, catalog: Catalog,
+def build_planner(settings: Settings, db: Database, catalog: Callable[[], Catalog],
                   factory: MailFactory) -> Planner:
-    """The planner over a store, the campaigns and the mail factory."""
+    """The planner over the sending room, the lead room's suppression lookup, the campaigns
+    (a getter: a reload replaces them) and the mail factory."""
     w = settings.worker
     rules = Policy(w.late_policy, w.late_spread_h, settings.notify.default_owner or None)
-    return Planner(db, catalog, factory, rules, w.retry_base_s, w.retry_max_s)
+    return Planner(db.sending, db.leads, catalog, factory, rules, w.retry_base_s, w.retry_max_s)
 
 
-def render_planner(settings: Settings, key: bytes, install: str) -> Planner:
-    """The render process's planner: its own catalog and a connection of its own (reads)."""
+def render_planner(settings: Settings, key: bytes, install: str,
+                   catalog: Callable[[], Catalog]) -> Planner:
+    """The render process's planner: its catalog (the render process's own, kept and reloaded
+    there) and a connection of its own (reads)."""
     from worker.adapters.db import Database
     from worker.adapters.db.engine import make_engine
-    catalog = load_catalog(settings.campaigns_dir, settings.templates_dir,
-                           mailbox_names=frozenset(settings.mailboxes))
     db = Database(make_engine(settings.database.url, 1))
     return build_planner(settings, db, catalog, MailFactory(settings, key, install))

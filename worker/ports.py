@@ -1,5 +1,6 @@
 """The interfaces the service needs from the outside world: the doors (sender, channel,
-mailbox, clock) and the narrow stores each use-case is given (``worker/usecases``).
+mailbox, clock) and the rows the use-cases read. The narrow stores each use-case is given
+(``worker/usecases``, the planner) are in ``worker/ports_store.py``.
 
 Adapters implement them (``worker/adapters``); only ``worker/app.py`` picks which.
 """
@@ -8,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
-
-from worker.domain.leads import LeadInput
-from worker.domain.model import EnrollmentStatus, Lead
+from typing import Protocol
 
 #: Wakes the worker's loop (a use-case that makes work due now calls it); a no-op when no
 #: loop runs (commands, tests).
@@ -264,77 +261,6 @@ class TaskRow(Protocol):
     def task_text(self) -> str | None: ...
     @property
     def due_at(self) -> datetime | None: ...
-
-
-class SuppressionStore(Protocol):
-    """What "this address is dead" needs: the lead, the suppression list, its enrolments."""
-
-    def lead_by_id(self, lead_id: int) -> Lead | None: ...
-    def suppression_for(self, email: str) -> str | None: ...
-    def add_suppression(self, email: str | None, reason: str, source: str | None, *,
-                        how: str | None = None) -> bool: ...
-    def close_enrollments(self, lead_ids: Sequence[int], status: EnrollmentStatus,
-                          reason: str, from_statuses: Sequence[str] = ...,
-                          campaign: str | None = None) -> list[tuple[int, str]]: ...
-
-
-class NotificationStore(Protocol):
-    """Mail to people on our side, queued (the worker sends the queue)."""
-
-    def add_notification(self, kind: str, to_addr: str, subject: str, body: str,
-                         mailbox: str = "default", reply: ReplyThread | None = None) -> int: ...
-
-
-class LeadStore(SuppressionStore, NotificationStore, Protocol):
-    """Leads, events and enrolments: what intake and the by-hand actions need."""
-
-    def upsert_leads(self, items: Sequence[tuple[LeadInput, str | None]]) -> Sequence[Stored]: ...
-    def lead_by_email(self, email: str) -> Lead | None: ...
-    def lead_ids_by_domain(self, domain: str) -> list[int]: ...
-    def add_event(self, lead_id: int, kind: str, fields: dict[str, Any],
-                  source: str | None) -> tuple[int, list[str]]: ...
-    def enroll(self, lead_id: int, campaign: str, next_due_at: datetime | None,
-               priority: int = 0, reason: str = "enrolled") -> tuple[int, bool]: ...
-    def enrollments_of(self, lead_id: int, campaign: str | None = None,
-                       statuses: Sequence[str] | None = None) -> Sequence[EnrollmentRow]: ...
-    def set_enrollment(self, enrollment_id: int, *, status: str, reason: str,
-                       next_due_at: datetime | None = None, **extra: Any) -> None: ...
-    def prioritize(self, enrollment_ids: Sequence[int]) -> None: ...
-    def finish_task(self, touch_id: int, note: str | None, now: datetime) -> TaskRow: ...
-
-
-class InboxStore(LeadStore, Protocol):
-    """Inbound messages: one handler per message, recorded once, matched to our mails."""
-
-    def inbound_lock(self, mailbox: str, fingerprint: str) -> AbstractContextManager[None]: ...
-    def inbound_seen(self, mailbox: str, fingerprint: str) -> bool: ...
-    def record_inbound(self, values: dict[str, Any],
-                       text: str | None = None) -> int | None: ...
-    def sent_by_message_ids(self, message_ids: Sequence[str]) -> SentRow | None: ...
-    def lead_id_by_emails(self, addresses: Sequence[str]) -> int | None: ...
-    def last_email_to(self, lead_id: int) -> SentRow | None: ...
-    def add_soft_bounce(self, lead_id: int, window_days: int) -> int: ...
-
-
-class OwnerTaskStore(Protocol):
-    """Tasks for a lead's owner that a reply's intent asks for (issue 14)."""
-
-    def add_owner_task(self, lead_id: int, enrollment_id: int, campaign: str, kind: str,
-                       text: str, owner: str | None, due_at: datetime, now: datetime) -> int: ...
-
-
-class SuppressedLookup(Protocol):
-    """Which of some addresses are suppressed (never made a lead by a referral)."""
-
-    def suppressed_among(self, emails: Sequence[str]) -> dict[str, str]: ...
-
-
-class DigestStore(NotificationStore, Protocol):
-    """The daily task digest: one worker a day takes the lease, then reads open tasks."""
-
-    def acquire_lease(self, name: str, holder: str, lease_s: float) -> bool: ...
-    def open_tasks(self, owner: str | None = None
-                   ) -> Sequence[tuple[TaskRow, str, str | None]]: ...
 
 
 class InboundMetrics(Protocol):

@@ -28,8 +28,8 @@ from tests.servers.smtp import ScriptedSmtpServer
 from tests.test_processes import enrol_many, spawn, wait_until, workspace
 from tests.workspace import FakeClock, make_app
 from worker.adapters.db import models as m
-from worker.adapters.db.rows import Outcome
 from worker.app import App
+from worker.domain.send_rows import Outcome
 from worker.engine.runner import Runner
 
 pytestmark = pytest.mark.postgres

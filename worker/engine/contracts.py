@@ -9,13 +9,17 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from worker.adapters.db.rows import ClaimRow
+from worker.domain.send_rows import ClaimRow
 from worker.engine.dispatch import SendMetrics
 from worker.usecases.notify import NoteRow
 
 
 class LoopStore(Protocol):
-    """What the loop reads and writes itself (claims, due times, liveness, notifications)."""
+    """What the loop reads and writes itself (claims, due times, liveness, notifications).
+
+    Spans rooms (claims and due times in ``db.sending``, liveness and the notification queue
+    in ``db.inbox``, the WAL checkpoint on the connection): the composition root hands the
+    ``Database`` facade, which forwards them by name."""
 
     def claim_rows(self, worker_id: str, now: datetime, limit: int,
                    lease_s: float) -> list[ClaimRow]: ...

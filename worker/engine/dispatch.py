@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from worker.adapters.db.rows import Outcome
+from worker.domain.send_rows import Outcome
 from worker.engine.ledger import Ledger
 from worker.engine.planning import Job
 from worker.errors import PermanentDeliveryError, TransientDeliveryError

@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from worker.adapters.db.rows import Outcome
+from worker.domain.send_rows import Outcome
 from worker.errors import StoreError
 
 GATHER_S = 0.001       # how long a ledger commit waits for more connections to join it

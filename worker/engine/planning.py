@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from worker.adapters.db.rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
 from worker.catalog import Catalog
 from worker.domain import policy, sequence
 from worker.domain.campaigns import Campaign
 from worker.domain.model import Lead
+from worker.domain.send_rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
 from worker.domain.sequence import Plan, Policy, TouchPlan
 from worker.errors import LimitError, Problem, TemplateError
 from worker.logs import mask
 from worker.mailer import MailFactory
 from worker.ports import Envelope
-
-if TYPE_CHECKING:
-    from worker.adapters.db import Database
+from worker.ports_store import PlanStore, SuppressedLookup
 
 log = logging.getLogger(__name__)
 MISSING_CAMPAIGN_RETRY = timedelta(minutes=15)
@@ -120,17 +118,30 @@ class Job:
 
 
 class Planner:
-    """Claimed enrolments -> touches recorded as planned -> jobs for the channels."""
+    """Claimed enrolments -> touches recorded as planned -> jobs for the channels.
 
-    def __init__(self, db: Database, catalog: Catalog, factory: MailFactory, rules: Policy,
+    Args:
+        store: the sending room (reads the claimed leads, records the plan).
+        suppressed: the lead room's suppression lookup (a suppressed lead is never mailed).
+        catalog: the campaigns as they are now (a reload replaces them; called each time).
+    """
+
+    def __init__(self, store: PlanStore, suppressed: SuppressedLookup,
+                 catalog: Callable[[], Catalog], factory: MailFactory, rules: Policy,
                  retry_base_s: float = 60.0, retry_max_s: float = 3600.0) -> None:
-        self.db = db
-        self.catalog = catalog
+        self.store = store
+        self.suppressed = suppressed
+        self.current_catalog = catalog
         self.factory = factory
         self.rules = rules
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.rng = random.Random()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The campaigns as they are now (read through the getter, never kept)."""
+        return self.current_catalog()
 
     def prepare(self, claimed: list[Claimed], now: datetime) -> list[Job]:
         """Plan every claimed enrolment, render its mail here, record the plan."""
@@ -144,7 +155,8 @@ class Planner:
     def stage(self, claimed: list[Claimed], now: datetime) -> Staged:
         """Decide what each claimed enrolment does now; the emails still to be rendered."""
         staged = Staged()
-        suppressed = self.db.suppressed_among([c.item.lead.email for c in claimed])
+        suppressed = self.suppressed.suppressed_among([c.item.lead.email for c in claimed])
+        catalog = self.catalog  # one batch, one catalog (a reload may land meanwhile)
         for c in claimed:
             item = c.item
             lead_id = item.lead.id
@@ -155,13 +167,13 @@ class Planner:
                 staged.changes.append(EnrollmentChange(item.enrollment_id, lead_id, status=status,
                                                        reason=f"lead suppressed: {reason}"))
                 continue
-            campaign = self.catalog.campaigns.get(c.campaign)
+            campaign = catalog.campaigns.get(c.campaign)
             plan = None
             if campaign is not None:
                 try:
                     plan = sequence.plan_due(campaign, item, now, self.rules, self.rng)
                 except LimitError as exc:  # a `when` past a limit for this lead
-                    self.catalog.skip(campaign.slug, Problem(exc.template, exc.line, exc.reason))
+                    catalog.skip(campaign.slug, Problem(exc.template, exc.line, exc.reason))
             if campaign is None or plan is None:
                 staged.changes.append(_wait(item.enrollment_id, lead_id, item.next_step, now,
                                             c.campaign))
@@ -172,7 +184,7 @@ class Planner:
     def plan_claimed(self, rows: list[ClaimRow], now: datetime) -> Planned:
         """Claimed rows -> the finished plan, rendered (reads only: the render process runs
         this on its own connection, and the worker records the result)."""
-        return self.plan(self.db.load_claimed(rows), now)
+        return self.plan(self.store.load_claimed(rows), now)
 
     def finish(self, staged: Staged, results: list[RenderResult], now: datetime) -> Planned:
         """Staged plan + rendered mails -> the rows to record and the jobs to send."""
@@ -187,7 +199,7 @@ class Planner:
         touches, changes, jobs = planned.touches, planned.changes, planned.jobs
         caps = {box: fn for box in {j.envelope.mailbox for j in jobs}
                 if (fn := self.factory.mailboxes.cap(box)) is not None}
-        refused = self.db.plan(touches, changes, now, caps or None)
+        refused = self.store.plan(touches, changes, now, caps or None)
         if refused:
             kept = []
             deferred = []
@@ -198,7 +210,7 @@ class Planner:
                         reason=f"mailbox {job.envelope.mailbox} is at its cap"))
                 else:
                     kept.append(job)
-            self.db.plan([], deferred, now)
+            self.store.plan([], deferred, now)
             log.info("action=cap_deferred count=%d", len(deferred))
             jobs = kept
         return jobs

@@ -24,20 +24,21 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from worker.catalog import load_catalog
+from worker.catalog import Catalog, CatalogHolder, load_catalog
 from worker.config import Settings
 from worker.engine.planning import Planned, Planner
 
 if TYPE_CHECKING:
-    from worker.adapters.db.rows import ClaimRow
+    from worker.domain.send_rows import ClaimRow
 
 log = logging.getLogger(__name__)
 MIN_BATCH = 16
 _state: dict[str, object] = {}
 # Builds the worker's planner in the render process, over a connection of its own (reads
-# only): ``(settings, signing key, installation tag) -> Planner``. The composition root passes
-# a module-level function (spawn pickles it by name).
-PlannerFactory = Callable[[Settings, bytes, str], Planner]
+# only): ``(settings, signing key, installation tag, catalog getter) -> Planner``. The
+# composition root passes a module-level function (spawn pickles it by name); the render
+# process owns the catalog and reloads it when the worker's changes.
+PlannerFactory = Callable[[Settings, bytes, str, Callable[[], Catalog]], Planner]
 
 
 def _watch_parent(parent: int) -> None:
@@ -53,8 +54,15 @@ def _start(settings: Settings, parent: int, factory: PlannerFactory, key: bytes,
     # worker may already be gone, and getppid() would name init.
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
                      name="nurture-parent-watch").start()
+    catalogs = CatalogHolder(lambda: _load(settings))
     _state["settings"] = settings
-    _state["planner"] = factory(settings, key, install)
+    _state["catalogs"] = catalogs
+    _state["planner"] = factory(settings, key, install, catalogs.get)
+
+
+def _load(settings: Settings) -> Catalog:
+    return load_catalog(settings.campaigns_dir, settings.templates_dir,
+                        mailbox_names=frozenset(settings.mailboxes))
 
 
 def _ready() -> bool:
@@ -62,11 +70,11 @@ def _ready() -> bool:
 
 
 def _plan(rows: list[ClaimRow], now: datetime, digest: str) -> Planned:
-    planner, settings = _state["planner"], _state["settings"]
+    planner, settings, catalogs = _state["planner"], _state["settings"], _state["catalogs"]
     assert isinstance(settings, Settings) and isinstance(planner, Planner)
-    if planner.catalog.digest != digest:
-        planner.catalog = load_catalog(settings.campaigns_dir, settings.templates_dir,
-                                       mailbox_names=frozenset(settings.mailboxes))
+    assert isinstance(catalogs, CatalogHolder)
+    if catalogs.get().digest != digest:
+        catalogs.replace(_load(settings))
     return planner.plan_claimed(rows, now)
 
 

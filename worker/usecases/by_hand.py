@@ -13,7 +13,8 @@ from worker.domain.campaigns import Campaign
 from worker.domain.model import EnrollmentStatus, SuppressionReason
 from worker.errors import NotFound, UserError
 from worker.logs import mask
-from worker.ports import Clock, EnrollmentRow, LeadStore, TaskRow, Wake
+from worker.ports import Clock, EnrollmentRow, TaskRow, Wake
+from worker.ports_store import LeadStore
 from worker.usecases.intake import refuse_suppressed
 from worker.usecases.suppress import Suppress
 
@@ -26,7 +27,7 @@ class ByHand:
     """What a person does to a lead's enrolments.
 
     Args:
-        store: leads and enrolments (``LeadStore``).
+        store: leads and enrolments: the lead room (``LeadStore``).
         catalog: returns the current campaigns.
         clock: when a resumed step or a finished task's next step is due.
         wake: called after a resume, so the loop plans what became due.

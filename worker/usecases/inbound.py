@@ -20,7 +20,8 @@ from worker.domain.classify import Classification, ParsedMessage, classify, pars
 from worker.domain.leads import is_free_mail
 from worker.domain.model import EnrollmentStatus, InboundClass, Lead, SuppressionReason
 from worker.logs import mask
-from worker.ports import Clock, InboundMetrics, InboxStore, RawMessage, ReplyThread, SentRow
+from worker.ports import Clock, InboundMetrics, RawMessage, ReplyThread, SentRow
+from worker.ports_store import InboxStore
 from worker.usecases.intent_actions import IntentActions
 from worker.usecases.suppress import Suppress
 

@@ -13,7 +13,8 @@ from worker.domain import sequence
 from worker.domain.leads import LeadInput, parse_lead
 from worker.errors import LeadError, LimitError, NotFound, Problem
 from worker.logs import mask
-from worker.ports import Clock, EnrollResult, LeadStore, Wake
+from worker.ports import Clock, EnrollResult, Wake
+from worker.ports_store import LeadStore, NotificationStore
 
 # The logger keeps the name it had before the use-cases moved: operators' log filters and
 # the import command's quieting of the per-enrolment line select on it.
@@ -32,16 +33,19 @@ class Intake:
     """Leads in: from the API, the command line and imports.
 
     Args:
-        store: leads, events, enrolments and notifications (``LeadStore``).
+        store: leads, events and enrolments: the lead room (``LeadStore``).
+        notes: the notification queue (``NotificationStore``), for contact requests.
         catalog: returns the current campaigns (they are reloaded while the worker runs).
         clock: the time of an enrolment.
         wake: called when a step became due now, so the loop plans it at once.
         default_owner: who hears of a contact request when the lead has no owner.
     """
 
-    def __init__(self, store: LeadStore, catalog: Callable[[], Catalog], clock: Clock,
-                 wake: Wake, default_owner: str | None = None) -> None:
+    def __init__(self, store: LeadStore, notes: NotificationStore,
+                 catalog: Callable[[], Catalog], clock: Clock, wake: Wake,
+                 default_owner: str | None = None) -> None:
         self.store = store
+        self.notes = notes
         self.catalog = catalog
         self.clock = clock
         self.wake = wake
@@ -127,7 +131,7 @@ class Intake:
             lead_id, statuses=["active", "waiting"]) if not row.priority])
         to = owner or self.default_owner
         if to:
-            self.store.add_notification("contact_request", to, f"Contact request from {email}",
+            self.notes.add_notification("contact_request", to, f"Contact request from {email}",
                                         f"{email} asked to be contacted. Their sequence moved "
                                         "to the front of the queue.\n\n-- Nurture")
         self.wake()

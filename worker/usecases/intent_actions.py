@@ -20,7 +20,8 @@ from worker.domain.classify import Classification
 from worker.domain.intent import MAX_REFERRALS
 from worker.domain.leads import LeadInput
 from worker.domain.model import Lead
-from worker.ports import Clock, EnrollmentRow, InboxStore, OwnerTaskStore, SuppressedLookup
+from worker.ports import Clock, EnrollmentRow
+from worker.ports_store import InboxStore, OwnerTaskStore, SuppressedLookup
 
 
 class IntentActions:

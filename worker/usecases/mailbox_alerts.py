@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from worker.ports import NotificationStore
+from worker.ports_store import NotificationStore
 
 log = logging.getLogger(__name__)
 

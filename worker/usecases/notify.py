@@ -14,7 +14,8 @@ from typing import Protocol
 from worker.config import Settings
 from worker.domain import mime
 from worker.mailer import DEFAULT_MAILBOX
-from worker.ports import Clock, DigestStore, Envelope, Sender, TaskRow
+from worker.ports import Clock, Envelope, Sender, TaskRow
+from worker.ports_store import DigestStore, OpenTasks
 
 
 class NoteRow(Protocol):
@@ -44,16 +45,18 @@ class Notify:
     """Send queued notifications; write each owner's task digest once a day.
 
     Args:
-        store: the notification queue, leases and open tasks (``DigestStore``).
+        store: the notification queue and the digest's lease (``DigestStore``).
+        tasks: the open tasks the digest lists, from the reporting room (``OpenTasks``).
         sender: returns the current sender (a worker run opens a fresh one).
         settings: the sending addresses (``smtp``, ``mailboxes``) and ``[notify]``.
         clock: the Date header and the digest's hour.
         worker_id: holds the day's digest lease, so one worker of several writes it.
     """
 
-    def __init__(self, store: DigestStore, sender: Callable[[], Sender], settings: Settings,
-                 clock: Clock, worker_id: str) -> None:
+    def __init__(self, store: DigestStore, tasks: OpenTasks, sender: Callable[[], Sender],
+                 settings: Settings, clock: Clock, worker_id: str) -> None:
         self.store = store
+        self.tasks = tasks
         self.sender = sender
         self.settings = settings
         self.clock = clock
@@ -101,7 +104,7 @@ class Notify:
         self._digest_day = day
         if not self.store.acquire_lease(f"digest:{day}", self.worker_id, 86400 * 2):
             return
-        for owner, subject, body in task_digests(self.store.open_tasks()):
+        for owner, subject, body in task_digests(self.tasks.open_tasks()):
             self.store.add_notification("task_digest", owner, subject, body)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from worker.domain.model import EnrollmentStatus, Lead, SuppressionReason
-from worker.ports import SuppressionStore
+from worker.ports_store import SuppressionStore
 
 #: The reason stored on the suppression and on each closed enrolment is cut to this length.
 WHY_CHARS = 500

@@ -24,8 +24,8 @@ from worker.adapters.db import sql
 from worker.adapters.db.base import Room
 from worker.adapters.db.ledger_events import completed_events, known_tasks, mail_events, task_events
 from worker.adapters.db.raw import RawSQL
-from worker.adapters.db.rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
 from worker.domain.model import DUE_STATUSES, Lead
+from worker.domain.send_rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
 from worker.domain.sequence import DueItem, PriorTouch
 from worker.errors import StoreError
 

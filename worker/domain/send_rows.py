@@ -1,4 +1,8 @@
-"""The rows the sending path passes between the planner, the channels and the ledger."""
+"""The rows the sending path passes between the planner, the channels and the ledger.
+
+Pure values (they may cross to the render process): the engine plans and records them, the
+database adapter (``adapters/db/ledger.py``) reads and writes them; both import them from
+here, so the arrows point inward."""
 
 from __future__ import annotations
 
