@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select, tuple_
 
 from worker.adapters.db import models as m
-from worker.adapters.db.rows import EnrollmentChange, Outcome, PlannedTouch
 from worker.adapters.db.webhook_store import leads_in
 from worker.domain import webhooks as wh
+from worker.domain.send_rows import EnrollmentChange, Outcome, PlannedTouch
 
 T, E = m.Touch, m.Enrollment
 #: Outcomes that end a mail: accepted is ``mail.sent``, the rest ``mail.failed``.
