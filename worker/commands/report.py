@@ -19,6 +19,9 @@ Definitions (also in the README):
 - Funnel: ``enrolled`` (enrolments), ``touched`` (got at least one email or task), ``replied``
   (a human reply to any of its mails), ``completed``, ``newsletter`` (completed and joined the
   campaign's ``on_finish``, e.g. the newsletter).
+- ``intents``: mails of the step answered by a person, by the reply's intent (a mail answered
+  twice with two intents counts under each); ``positive_rate = intents.interested / sent``
+  per step and per campaign (issue 14).
 - ``median_hours_to_first_reply``: per enrolment that replied, from its first email to the
   first human reply; the median, in hours.
 """
@@ -37,6 +40,7 @@ from typing import Any
 from worker.adapters.db.queries import ReportRows
 from worker.app import App
 from worker.config import Settings
+from worker.domain.intent import INTENTS
 from worker.errors import NotFound, UserError
 
 BOUNCE_KINDS = ("hard", "soft", "policy", "smtp")
@@ -112,6 +116,11 @@ def _campaign(app: App, slug: str, rows: ReportRows) -> dict[str, Any]:
     for c, step, cls, n in rows.inbound:
         if c == slug:
             per[step][cls] += n
+    intents: dict[str, dict[str, int]] = defaultdict(dict)
+    for c, step, intent, n in rows.intents:
+        if c == slug:  # a reply recorded before intents were read is neutral
+            key = intent if intent in INTENTS else "neutral"
+            intents[step][key] = intents[step].get(key, 0) + n
     bounced: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
     for c, step, touch_id, kind in rows.bounces:
         if c == slug:
@@ -136,7 +145,9 @@ def _campaign(app: App, slug: str, rows: ReportRows) -> dict[str, Any]:
             "reply_rate": _rate(p.get("human", 0), sent),
             "bounces": {k: len(kinds.get(k, ())) for k in BOUNCE_KINDS},
             "open_tasks": p.get("open_tasks", 0), "done_tasks": p.get("done_tasks", 0),
-            "skipped": p.get("skipped", 0)})
+            "skipped": p.get("skipped", 0),
+            "intents": {k: intents.get(step_id, {}).get(k, 0) for k in INTENTS},
+            "positive_rate": _rate(intents.get(step_id, {}).get("interested", 0), sent)})
     statuses = {status: n for c, status, n in rows.enrollments if c == slug}
     by_touch = {int(num): n for c, num, n in rows.by_touch if c == slug}
     most = max(by_touch, default=0)
@@ -165,7 +176,10 @@ def _campaign(app: App, slug: str, rows: ReportRows) -> dict[str, Any]:
                    "bounced": sum(s["bounced"] for s in steps),
                    "unsubscribed": len(unsubscribed), "completed": completed,
                    "reply_rate": _rate(replied_steps, sent_total),
-                   "open_tasks": sum(s["open_tasks"] for s in steps)},
+                   "open_tasks": sum(s["open_tasks"] for s in steps),
+                   "intents": {k: sum(s["intents"][k] for s in steps) for k in INTENTS},
+                   "positive_rate": _rate(sum(s["intents"]["interested"] for s in steps),
+                                          sent_total)},
         "funnel": {"enrolled": sum(statuses.values()),
                    "touched": next((n for c, n in rows.touched if c == slug), 0),
                    "replied": replied_leads, "completed": completed,
@@ -225,6 +239,9 @@ def print_report(data: dict[str, Any], console: Any = None) -> None:
         out.print(f"  enrolled {f['enrolled']}, touched {f['touched']}, replied {f['replied']}, "
                   f"completed {f['completed']} ({moved})")
         out.print(f"  replies by touch number: {touch}")
+        said = ", ".join(f"{k} {n}" for k, n in totals["intents"].items() if n) or "none"
+        out.print(f"  replies by intent: {said}; positive reply rate "
+                  f"{totals['positive_rate']:.1%}")
         out.print(f"  median time to first reply: {_hours(c['median_hours_to_first_reply'])}")
         out.print("")
 
