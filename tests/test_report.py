@@ -71,6 +71,11 @@ def test_report_numbers_match_what_the_servers_saw(scenario: Scenario) -> None:
     assert steps["hello"]["replied"] == 2 and steps["follow-up"]["replied"] == 0
     assert drip["replies_by_touch"] == {"1": 2}
     assert steps["hello"]["reply_rate"] == round(2 / 7, 4)
+    # and by intent (issue 14): bob asks for a call, alice for the pricing, both interested
+    assert steps["hello"]["intents"] == {"interested": 2, "not_now": 0, "not_interested": 0,
+                                         "referral": 0, "wrong_person": 0, "neutral": 0}
+    assert steps["hello"]["positive_rate"] == round(2 / 7, 4)
+    assert drip["totals"]["positive_rate"] == round(2 / drip["totals"]["sent"], 4)
     # and the out-of-office is an auto-reply, not a reply
     assert steps["hello"]["auto_replied"] == 1
     # and one bounce report (hard) plus one refusal at SMTP time
@@ -204,8 +209,8 @@ def test_html_report_renders_its_charts_in_chromium(scenario: Scenario, tmp_path
     assert not any(f'{attr}="http' in html for attr in ("src", "href"))
     assert "@import" not in html and "url(http" not in html
     # and each campaign has its four charts, drawn as inline SVG
-    assert html.count('<figure class="" data-chart=') == 4 * 3
-    assert html.count("<svg") == 12
+    assert html.count('<figure class="" data-chart=') == 5 * 3
+    assert html.count("<svg") == 15
     # When Chromium renders it
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
@@ -223,9 +228,9 @@ def test_html_report_renders_its_charts_in_chromium(scenario: Scenario, tmp_path
     assert blue > 2000 and green > 500, (blue, green)
     # and the DOM Chromium built holds every chart as an SVG with its title
     dom = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "p2").stdout
-    assert dom.count("<svg") == 12
+    assert dom.count("<svg") == 15
     for title in ("Funnel", "Replies by touch number", "Reply rate per step",
-                  "Sends and replies per day"):
+                  "Replies by intent per step", "Sends and replies per day"):
         assert dom.count(title) == 3, title
 
 

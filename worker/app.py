@@ -36,7 +36,7 @@ from worker.usecases.by_hand import ByHand
 from worker.usecases.campaign_views import CampaignViews
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
-from worker.usecases.intent_actions import IntentActions  # reply intent (issue 14)
+from worker.usecases.intent_actions import IntentActions, own_addresses  # reply intent (issue 14)
 from worker.usecases.mailbox_alerts import MailboxAlerts
 from worker.usecases.notify import Notify
 from worker.usecases.suppress import Suppress
@@ -161,7 +161,8 @@ class App:
         # --- end reply intent ---
         return Inbound(self.db, self.current_catalog, self.clock, self.metrics, self.suppress,
                        self.settings.inbound, self.settings.notify,
-                       self.secret_key(required=False), intents)
+                       self.secret_key(required=False), intents,
+                       lambda: own_addresses(self.settings, self.current_catalog()))
 
     @cached_property
     def people(self) -> PeopleRows:

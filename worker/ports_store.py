@@ -80,7 +80,8 @@ class OwnerTaskStore(Protocol):
     """Tasks for a lead's owner that a reply's intent asks for (issue 14)."""
 
     def add_owner_task(self, lead_id: int, enrollment_id: int, campaign: str, kind: str,
-                       text: str, owner: str | None, due_at: datetime, now: datetime) -> int: ...
+                       text: str, owner: str | None, due_at: datetime, now: datetime,
+                       key: str = "") -> int: ...
 
 
 class SuppressedLookup(Protocol):

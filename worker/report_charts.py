@@ -121,6 +121,37 @@ def reply_rate(steps: Sequence[dict[str, Any]]) -> str:
     return _svg(fig)
 
 
+#: One colour per intent (issue 14), in ``worker.domain.intent.INTENTS`` order.
+INTENT_COLOURS = {"interested": GREEN, "not_now": ORANGE, "not_interested": "#c53030",
+                  "referral": BLUE, "wrong_person": "#805ad5", "neutral": GREY}
+
+
+def replies_by_intent(steps: Sequence[dict[str, Any]]) -> str:
+    """Human replies per email step, stacked by the reply's intent."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    _tidy(ax, "Replies by intent per step")
+    emails = [s for s in steps if s["kind"] == "email"]
+    if not any(sum(s.get("intents", {}).values()) for s in emails):
+        _empty(ax, "no replies yet")
+        return _svg(fig)
+    positions = list(range(len(emails)))
+    bottom = [0] * len(emails)
+    for intent, colour in INTENT_COLOURS.items():
+        counts = [s.get("intents", {}).get(intent, 0) for s in emails]
+        if any(counts):
+            ax.bar(positions, counts, bottom=bottom, color=colour, width=0.6,
+                   label=intent.replace("_", " "))
+            bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    ax.set_xlim(-0.6, max(len(positions), 3) - 0.4)
+    ax.set_xticks(positions, [s["step"] for s in emails])
+    ax.yaxis.set_major_locator(_integers())
+    ax.set_ylabel("replies", fontsize=9)
+    ax.legend(fontsize=8, frameon=False)
+    ax.tick_params(axis="x", labelrotation=20 if len(emails) > 4 else 0)
+    return _svg(fig)
+
+
 def _daily(days: Sequence[dict[str, Any]]) -> tuple[list[date], list[int], list[int]]:
     """Every day from the first to the last, quiet days as zeros (a line between two busy
     days would otherwise suggest sends that never happened)."""

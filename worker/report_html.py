@@ -82,6 +82,7 @@ def _section(c: dict[str, Any]) -> str:
     charts = [("funnel", report_charts.funnel(c["funnel"]), ""),
               ("replies-by-touch", report_charts.replies_by_touch(c["replies_by_touch"]), ""),
               ("reply-rate", report_charts.reply_rate(c["steps"]), ""),
+              ("replies-by-intent", report_charts.replies_by_intent(c["steps"]), ""),
               ("per-day", report_charts.per_day(c["per_day"]), "")]
     figures = "".join(f'<figure class="{cls}" data-chart="{name}">{svg}</figure>'
                       for name, svg, cls in charts)

@@ -19,6 +19,9 @@ Definitions (also in the README):
 - Funnel: ``enrolled`` (enrolments), ``touched`` (got at least one email or task), ``replied``
   (a human reply to any of its mails), ``completed``, ``newsletter`` (completed and joined the
   campaign's ``on_finish``, e.g. the newsletter).
+- ``intents``: mails of the step answered by a person, by the reply's intent (a mail answered
+  twice with two intents counts under each); ``positive_rate = intents.interested / sent``
+  per step and per campaign (issue 14).
 - ``median_hours_to_first_reply``: per enrolment that replied, from its first email to the
   first human reply; the median, in hours.
 """
@@ -104,6 +107,9 @@ def print_report(data: dict[str, Any], console: Any = None) -> None:
         out.print(f"  enrolled {f['enrolled']}, touched {f['touched']}, replied {f['replied']}, "
                   f"completed {f['completed']} ({moved})")
         out.print(f"  replies by touch number: {touch}")
+        said = ", ".join(f"{k} {n}" for k, n in totals["intents"].items() if n) or "none"
+        out.print(f"  replies by intent: {said}; positive reply rate "
+                  f"{totals['positive_rate']:.1%}")
         out.print(f"  median time to first reply: {_hours(c['median_hours_to_first_reply'])}")
         out.print("")
 

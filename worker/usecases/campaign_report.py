@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any, Protocol
 
 from worker.catalog import Catalog
+from worker.domain.intent import INTENTS
 from worker.errors import NotFound
 
 BOUNCE_KINDS = ("hard", "soft", "policy", "smtp")
@@ -83,6 +84,11 @@ def _campaign(app: ReportSource, slug: str, rows: Any) -> dict[str, Any]:
     for c, step, cls, n in rows.inbound:
         if c == slug:
             per[step][cls] += n
+    intents: dict[str, dict[str, int]] = defaultdict(dict)
+    for c, step, intent, n in rows.intents:
+        if c == slug:  # a reply recorded before intents were read is neutral
+            key = intent if intent in INTENTS else "neutral"
+            intents[step][key] = intents[step].get(key, 0) + n
     bounced: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
     for c, step, touch_id, kind in rows.bounces:
         if c == slug:
@@ -107,7 +113,9 @@ def _campaign(app: ReportSource, slug: str, rows: Any) -> dict[str, Any]:
             "reply_rate": _rate(p.get("human", 0), sent),
             "bounces": {k: len(kinds.get(k, ())) for k in BOUNCE_KINDS},
             "open_tasks": p.get("open_tasks", 0), "done_tasks": p.get("done_tasks", 0),
-            "skipped": p.get("skipped", 0)})
+            "skipped": p.get("skipped", 0),
+            "intents": {k: intents.get(step_id, {}).get(k, 0) for k in INTENTS},
+            "positive_rate": _rate(intents.get(step_id, {}).get("interested", 0), sent)})
     statuses = {status: n for c, status, n in rows.enrollments if c == slug}
     by_touch = {int(num): n for c, num, n in rows.by_touch if c == slug}
     most = max(by_touch, default=0)
@@ -136,7 +144,10 @@ def _campaign(app: ReportSource, slug: str, rows: Any) -> dict[str, Any]:
                    "bounced": sum(s["bounced"] for s in steps),
                    "unsubscribed": len(unsubscribed), "completed": completed,
                    "reply_rate": _rate(replied_steps, sent_total),
-                   "open_tasks": sum(s["open_tasks"] for s in steps)},
+                   "open_tasks": sum(s["open_tasks"] for s in steps),
+                   "intents": {k: sum(s["intents"][k] for s in steps) for k in INTENTS},
+                   "positive_rate": _rate(sum(s["intents"]["interested"] for s in steps),
+                                          sent_total)},
         "funnel": {"enrolled": sum(statuses.values()),
                    "touched": next((n for c, n in rows.touched if c == slug), 0),
                    "replied": replied_leads, "completed": completed,

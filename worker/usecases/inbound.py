@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -75,12 +75,15 @@ class Inbound:
         notify: ``[notify]`` settings (forwarding replies, the default owner).
         secret_key: verifies unsubscribe tokens quoted in a message.
         intents: acts on a person's reply's intent (tasks, enrolments, referred leads).
+        own_addresses: returns our configured addresses (``smtp.address``, each mailbox's,
+            the campaigns' senders): never a referral, whatever the reply was sent to.
     """
 
     def __init__(self, store: InboxStore, catalog: Callable[[], Catalog], clock: Clock,
                  metrics: InboundMetrics, suppress: Suppress, inbound: InboundSettings,
                  notify: NotifySettings, secret_key: bytes,
-                 intents: IntentActions | None = None) -> None:
+                 intents: IntentActions | None = None,
+                 own_addresses: Callable[[], Sequence[str]] = tuple) -> None:
         self.store = store
         self.catalog = catalog
         self.clock = clock
@@ -90,6 +93,7 @@ class Inbound:
         self.notify = notify
         self.secret_key = secret_key
         self.intents = intents
+        self.own_addresses = own_addresses
 
     def handle(self, message: RawMessage) -> bool:
         fp = fingerprint(message.data)
@@ -102,7 +106,7 @@ class Inbound:
         if self.store.inbound_seen(message.mailbox, fp):
             return False
         parsed = parse_message(message.data)
-        result = classify(parsed)
+        result = classify(parsed, self.ours(parsed, parsed.from_addr or ""))
         match = self.match(parsed, result, message.data)
         received = message.received_at or parsed.date or self.clock.now()
         acted = False
@@ -230,8 +234,13 @@ class Inbound:
         lead = self.store.lead_by_id(lead_id)
         if self.intents is not None and lead is not None:
             ended = [r for r in stop if any(c == r.campaign for _, c in closed)] or stop
-            parts += self.intents.act(result, lead, ended, _ours(parsed, lead.email))
+            parts += self.intents.act(result, lead, ended, self.ours(parsed, lead.email))
         return "; ".join(parts)
+
+    def ours(self, parsed: ParsedMessage, lead_email: str) -> list[str]:
+        """Our addresses: the configured ones and those at the domain the lead answered."""
+        own = [a.lower() for a in self.own_addresses() if a and a.lower() != lead_email.lower()]
+        return list(dict.fromkeys([*own, *_ours(parsed, lead_email)]))
 
     def _pause_company(self, lead_id: int, campaigns: list[str]) -> int:
         lead = self.store.lead_by_id(lead_id)

@@ -11,13 +11,15 @@ a research task. Every step is safe to repeat (enrol and upsert are idempotent).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from email.utils import parseaddr
 
 from worker.catalog import Catalog
-from worker.config import InboundSettings
+from worker.config import InboundSettings, Settings
 from worker.domain import schedule, sequence
+from worker.domain.campaigns import Campaign
 from worker.domain.classify import Classification
-from worker.domain.intent import MAX_REFERRALS
+from worker.domain.intent import MAX_AHEAD_DAYS, MAX_REFERRALS
 from worker.domain.leads import LeadInput
 from worker.domain.model import Lead
 from worker.ports import Clock, EnrollmentRow
@@ -63,11 +65,16 @@ class IntentActions:
         elif intent == "not_now":
             when = result.return_date or (now + timedelta(
                 days=self.inbound.not_now_default_days)).date()
+            # never more than two years ahead, whatever the reader found
+            when = min(when, (now + timedelta(days=MAX_AHEAD_DAYS)).date())
+            target = camp.not_now_campaign if camp else None
+            # due when the lead can be written to that day: the window of the campaign that
+            # will write (else the one replied to), in the lead's zone, as its first step
+            windowed = self.catalog().campaigns.get(target or "") or camp
             self.tasks.add_owner_task(lead.id, base.id, base.campaign, "not_now",
                                       f"Get back to {name} (asked: not now)", owner,
-                                      _start_of(when), now)
+                                      _opening(windowed, lead, when), now)
             done.append(f"task on {when.isoformat()} (not now)")
-            target = camp.not_now_campaign if camp else None
             if target and self._enrol_on(lead, target, when):
                 done.append(f"enrolled in {target} from {when.isoformat()}")
         elif intent == "not_interested":
@@ -100,7 +107,7 @@ class IntentActions:
                 "referred_by": lead.email}), "referral")])[0]
             self.tasks.add_owner_task(lead.id, base.id, base.campaign, "referral",
                                       f"Contact {addr} (referred by {lead.email})", owner, now,
-                                      now)
+                                      now, key=addr)
             done.append(f"lead {addr} (referral)")
             if campaign:
                 new = self.store.lead_by_id(stored.lead_id)
@@ -114,13 +121,21 @@ class IntentActions:
         if camp is None:
             return False
         now = self.clock.now()
-        if on is None:
-            due = sequence.first_due(camp, lead, now)
-        else:
-            cal = schedule.calendar_for(camp.window, lead.timezone)
-            due = schedule.next_open(cal, datetime.combine(on, time(0), cal.tz))
+        due = sequence.first_due(camp, lead, now) if on is None else _opening(camp, lead, on)
         return self.store.enroll(lead.id, slug, due, reason="reply intent")[1]
 
 
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time(0), UTC)
+def _opening(camp: Campaign | None, lead: Lead, day: date) -> datetime:
+    """The first opening of the campaign's window on ``day`` in the lead's zone (midnight
+    there when no campaign is known)."""
+    cal = schedule.calendar_for(camp.window if camp else None, lead.timezone)
+    return schedule.next_open(cal, datetime.combine(day, time(0), cal.tz))
+
+
+def own_addresses(settings: Settings, catalog: Catalog) -> list[str]:
+    """Our addresses: ``smtp.address``, each mailbox's, the campaigns' senders and reply-to
+    addresses as loaded now (never a referral)."""
+    found = [settings.smtp.address, *(mb.address for mb in settings.mailboxes.values())]
+    for camp in catalog.campaigns.values():
+        found += [parseaddr(v)[1] for v in (camp.sender, camp.reply_to or "") if "@" in v]
+    return [a.lower() for a in found if a and "@" in a]

@@ -41,6 +41,7 @@ class ReportRows:
     moved: dict[str, int] = field(default_factory=dict)     # campaign -> leads moved on
     sends_per_day: Sequence[Any] = ()  # campaign, day, n
     replies_per_day: Sequence[Any] = ()  # campaign, day, n
+    intents: Sequence[Any] = ()        # campaign, step_id, intent or None, n (issue 14)
 
 
 def _in(column: Any, campaigns: Sequence[str] | None) -> Any:
@@ -102,6 +103,10 @@ class Reports(Room):
                 completed_at=s.execute(self._completed_at(campaigns)).all(),
                 unsubscribed=self._unsubscribed(s, campaigns),
                 first_reply=self._first_replies(s, campaigns),
+                intents=s.execute(answered(T.campaign, T.step_id, IN.subclass,
+                                           func.count(func.distinct(T.id)))
+                                  .where(human).group_by(T.campaign, T.step_id, IN.subclass)
+                                  ).all(),
             )
             for slug, target in (on_finish or {}).items():
                 if campaigns is None or slug in campaigns:
