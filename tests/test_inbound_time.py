@@ -55,5 +55,5 @@ def test_a_bounce_within_the_second_is_listed_after_the_mail(sc: Scenario) -> No
     # Then the timeline lists the mail, then its bounce
     code, out, _ = sc.cli("lead", "show", LEAD)
     assert code == 0
-    assert "email sent" in out and "mail in: bounce" in out
-    assert out.index("email sent") < out.index("mail in: bounce")
+    assert "email sent" in out and "mail in #1: bounce" in out, out
+    assert out.index("email sent") < out.index("mail in #1: bounce")
