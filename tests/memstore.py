@@ -147,6 +147,16 @@ class MemStore:
         self.suppressed[email.lower()] = (reason, source)
         return True
 
+    def suppress_lead(self, lead_id: int, reason: str, status: EnrollmentStatus, why: str, *,
+                      how: str | None = None
+                      ) -> tuple[Lead, bool, list[tuple[int, str]]] | None:
+        with self._lock:
+            lead = self.leads.get(lead_id)
+            if lead is None:
+                return None
+            added = self.add_suppression(lead.email, reason, why, how=how)
+            return lead, added, self.close_enrollments([lead_id], status, why)
+
     def add_event(self, lead_id: int, kind: str, fields: dict[str, Any],
                   source: str | None) -> tuple[int, list[str]]:
         self.events.append((lead_id, kind, fields, source))

@@ -136,9 +136,14 @@ def test_event_bodies_say_what_happened(hooked: tuple[HookedScenario, WebhookRec
     assert ooo["data"]["lead"]["email"] == "carol@c.example"
     assert ooo["data"]["return_date"] == "2026-03-04"
     # Dave's bounce report: hard, with the server's words
-    (bounce,) = got["lead.bounced"]
-    assert bounce["data"]["lead"]["email"] == "dave@d.example"
-    assert bounce["data"]["kind"] == "hard" and "5.1.1" in bounce["data"]["server_words"]
+    bounced = {e["data"]["lead"]["email"]: e["data"] for e in got["lead.bounced"]}
+    assert set(bounced) == {"dave@d.example", "zed@z.example"}
+    bounce = bounced["dave@d.example"]
+    assert bounce["kind"] == "hard" and "5.1.1" in bounce["server_words"]
+    # Zed's 5.1.1 refusal at SMTP time is a hard bounce too, with the step and server's words
+    assert bounced["zed@z.example"]["kind"] == "hard"
+    assert bounced["zed@z.example"]["server_words"] == failed["data"]["server_words"]
+    assert bounced["zed@z.example"]["step"] == failed["data"]["step"] is not None
     # Erin unsubscribed by replying
     unsub = {e["data"]["lead"]["email"]: e["data"]["how"] for e in got["lead.unsubscribed"]}
     assert unsub["erin@e.example"] == "reply"
@@ -151,6 +156,10 @@ def test_event_bodies_say_what_happened(hooked: tuple[HookedScenario, WebhookRec
     (finished,) = [e for e in got["enrollment.completed"]
                    if e["data"]["lead"]["email"] == "frank@f.example"]
     assert finished["data"] == {**finished["data"], "campaign": "drip", "next_campaign": "news"}
+    # ... and his enrolment in news, made by on_finish, is a lead.enrolled of its own
+    frank_enrolled = [e["data"]["campaign"] for e in got["lead.enrolled"]
+                      if e["data"]["lead"]["email"] == "frank@f.example"]
+    assert frank_enrolled.count("news") == 1
     # Forget: the only trace is the keyed hash, and gina's earlier events left the outbox
     (erased,) = got["lead.erased"]
     assert set(erased["data"]) == {"email_hash"}

@@ -100,6 +100,46 @@ async def test_api_intake_send_and_one_click_unsubscribe_reach_the_receiver(
     assert 'nurture_webhook_backlog{endpoint="crm"} 0.0' in metrics
 
 
+def outbox_count(worker: Worker, kind: str) -> int:
+    """How many events of ``kind`` the outbox holds (delivered or not)."""
+    with worker.app.db.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM webhook_outbox WHERE type = ?",
+                                        (kind,)).scalar_one())
+
+
+async def test_an_unsubscribe_through_the_api_reaches_the_receiver_as_how_api(
+        hooked: tuple[Worker, WebhookReceiver]) -> None:
+    worker, receiver = hooked
+    # Given a lead posted to the API and enrolled
+    r = await worker.client.post("/api/leads", headers=AUTH,
+                                 json={"email": "Pat@Example.test", "campaign": "hello"})
+    assert r.status_code == 201
+    await arrived(receiver, "lead.enrolled")
+    url = "/api/leads/pat%40example.test/unsubscribe"
+    # When the API is asked without a token, or about an unknown lead
+    assert (await worker.client.post(url)).status_code == 401
+    r = await worker.client.post("/api/leads/nobody%40example.test/unsubscribe", headers=AUTH)
+    assert r.status_code == 404
+    r = await worker.client.post("/api/leads/not-an-address/unsubscribe", headers=AUTH)
+    assert r.status_code == 400 and "email" in r.json()["errors"]
+    # When the lead is unsubscribed through the API, twice
+    first = await worker.client.post(url, headers=AUTH)
+    again = await worker.client.post(url, headers=AUTH)
+    # Then both answer 200, the second changing nothing
+    assert (first.status_code, first.json()) == (200, {"email": "pat@example.test",
+                                                       "unsubscribed": True, "changed": True})
+    assert (again.status_code, again.json()["changed"]) == (200, False)
+    lead = await worker.db(worker.app.db.lead_by_email, "pat@example.test")
+    rows = await worker.db(worker.app.db.enrollments_of, lead.id)
+    assert [row.status for row in rows] == ["unsubscribed"]
+    # And the receiver gets one lead.unsubscribed, how=api, signed and verified
+    (unsub,) = await arrived(receiver, "lead.unsubscribed")
+    assert unsub.verified and unsub.json()["data"]["how"] == "api"
+    assert unsub.json()["data"]["lead"]["email"] == "pat@example.test"
+    # And the second call wrote nothing more to deliver
+    assert await worker.db(outbox_count, worker, "lead.unsubscribed") == 1
+
+
 async def test_a_refused_event_is_retried_with_the_same_id_then_replayed(
         hooked: tuple[Worker, WebhookReceiver]) -> None:
     worker, receiver = hooked

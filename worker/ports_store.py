@@ -30,6 +30,9 @@ class SuppressionStore(Protocol):
     def close_enrollments(self, lead_ids: Sequence[int], status: EnrollmentStatus,
                           reason: str, from_statuses: Sequence[str] = ...,
                           campaign: str | None = None) -> list[tuple[int, str]]: ...
+    def suppress_lead(self, lead_id: int, reason: str, status: EnrollmentStatus, why: str, *,
+                      how: str | None = None
+                      ) -> tuple[Lead, bool, list[tuple[int, str]]] | None: ...
 
 
 class NotificationStore(Protocol):

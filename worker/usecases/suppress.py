@@ -37,13 +37,10 @@ class Suppress:
         """Suppress the lead's address for ``reason`` and move its open enrolments to
         ``status``; None if there is no such lead. Safe to repeat. ``how`` (link, reply,
         command, api) is what the ``lead.unsubscribed`` webhook says."""
-        lead = self.store.lead_by_id(lead_id)
-        if lead is None:
-            return None
-        why = why[:WHY_CHARS]
-        added = self.store.add_suppression(lead.email, reason.value, why, how=how)
-        closed = self.store.close_enrollments([lead_id], status, why)
-        return Suppressed(lead, added, closed)
+        # One call, one transaction: the suppression, the closed enrolments and the event
+        # commit together or not at all.
+        done = self.store.suppress_lead(lead_id, reason.value, status, why[:WHY_CHARS], how=how)
+        return Suppressed(*done) if done is not None else None
 
     def smtp_bounce(self, lead_id: int, code: int | None, text: str) -> None:
         """A 5.1.x refusal at SMTP time: the address is dead; suppress it."""

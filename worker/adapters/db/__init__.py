@@ -60,6 +60,7 @@ class Database:
         self.suppressed_count = self.leads.suppressed_count
         self.add_suppression = self.leads.add_suppression
         self.close_enrollments = self.leads.close_enrollments
+        self.suppress_lead = self.leads.suppress_lead
         self.add_event = self.leads.add_event
         self.enroll = self.leads.enroll
         self.enrollments_of = self.leads.enrollments_of

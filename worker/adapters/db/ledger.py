@@ -22,7 +22,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from worker.adapters.db import models as m
 from worker.adapters.db import sql
 from worker.adapters.db.base import Room
-from worker.adapters.db.ledger_events import completed_events, known_tasks, mail_events, task_events
+from worker.adapters.db.ledger_events import (
+    completed_events,
+    joined_events,
+    known_tasks,
+    mail_events,
+    task_events,
+)
 from worker.adapters.db.raw import RawSQL
 from worker.domain.model import DUE_STATUSES, Lead
 from worker.domain.send_rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
@@ -281,6 +287,7 @@ class SendingRows(Room):
         conn.execute(sql.STATUS_CHANGE, {"eid": new_id, "lead_id": lead_id, "old": None,
                                          "new": "active", "reason": "joined from on_finish",
                                          "at": now})
+        self.emit(conn, lambda: joined_events(conn, lead_id, campaign, now))
 
     # --- the per-mail ledger -------------------------------------------------------------------
 

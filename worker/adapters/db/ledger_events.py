@@ -23,7 +23,9 @@ FINAL = ("accepted", "failed", "bounced")
 
 
 def mail_events(conn: Any, outcomes: Sequence[Outcome], now: datetime) -> list[wh.WebhookEvent]:
-    """``mail.sent`` / ``mail.failed`` for the finished mails among ``outcomes``."""
+    """``mail.sent`` / ``mail.failed`` for the finished mails among ``outcomes``; a refused
+    address (``bounced``: a 5.1.x answer at SMTP time) is also ``lead.bounced``, hard, with
+    the server's words, written with the touch's bounced state."""
     done = {o.message_id: o for o in outcomes if o.state in FINAL}
     if not done:
         return []
@@ -40,6 +42,9 @@ def mail_events(conn: Any, outcomes: Sequence[Outcome], now: datetime) -> list[w
         else:
             events.append(wh.mail_failed(lead, now, r.campaign, r.step_id, o.code,
                                          o.response[:2000]))
+            if o.state == "bounced":
+                events.append(wh.lead_bounced(lead, now, r.campaign, r.step_id, "hard",
+                                              o.response[:2000]))
     return events
 
 
@@ -54,6 +59,12 @@ def completed_events(conn: Any, changes: Sequence[EnrollmentChange],
     return [wh.enrollment_completed(leads[c.lead_id], now, campaigns[c.enrollment_id],
                                     c.on_finish)
             for c in changes if c.lead_id in leads and c.enrollment_id in campaigns]
+
+
+def joined_events(conn: Any, lead_id: int, campaign: str,
+                  now: datetime) -> list[wh.WebhookEvent]:
+    """``lead.enrolled`` for a lead that ``on_finish`` just moved into ``campaign``."""
+    return [wh.lead_enrolled(lead, now, campaign) for lead in leads_in(conn, [lead_id]).values()]
 
 
 def known_tasks(conn: Any, touches: Sequence[PlannedTouch]) -> set[tuple[int, str]]:

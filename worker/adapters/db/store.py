@@ -186,6 +186,49 @@ class LeadRows(Room):
         reply, command, api) or ``lead.suppressed``; an erasure reports ``lead.erased`` when
         the lead is deleted."""
         now = self.now()
+        values = self._suppression(email, reason, source, domain, keep_address, now)
+        try:
+            with self.session() as s:
+                s.execute(insert(m.Suppression).values(**values))
+                if "email_hash" in values and reason != "erased":
+                    canonical = spellings(email or "")[0].lower()
+                    self.emit(s, lambda: self._suppressed_events(
+                        s.scalar(select(m.Lead).where(m.Lead.email == canonical)),
+                        reason, how, now))
+            return True
+        except IntegrityError:
+            return False
+
+    def suppress_lead(self, lead_id: int, reason: str, status: EnrollmentStatus, why: str, *,
+                      how: str | None = None) -> tuple[Lead, bool, list[tuple[int, str]]] | None:
+        """Suppress a lead's address, close its open enrolments (to ``status``, for ``why``)
+        and write the event, all in one transaction: a crash cannot leave a suppressed lead
+        with open enrolments, nor an event for half a change. Returns the lead, whether the
+        address was new on the list, and the (enrollment id, campaign) closed; None if there
+        is no such lead. Safe to repeat."""
+        try:
+            return self._suppress_lead(lead_id, reason, status, why, how)
+        except IntegrityError:  # a concurrent transaction listed the address meanwhile
+            return self._suppress_lead(lead_id, reason, status, why, how)
+
+    def _suppress_lead(self, lead_id: int, reason: str, status: EnrollmentStatus, why: str,
+                       how: str | None) -> tuple[Lead, bool, list[tuple[int, str]]] | None:
+        now = self.now()
+        with self.session() as s:
+            row = s.get(m.Lead, lead_id)
+            if row is None:
+                return None
+            values = self._suppression(row.email, reason, why, None, True, now)
+            added = s.scalar(select(m.Suppression.id).where(
+                m.Suppression.email_hash == values["email_hash"])) is None
+            if added:
+                s.execute(insert(m.Suppression).values(**values))
+                self.emit(s, lambda: self._suppressed_events(row, reason, how, now))
+            closed = _close(s, [lead_id], status, why, OPEN, None, now)
+            return to_domain(row), added, closed
+
+    def _suppression(self, email: str | None, reason: str, source: str | None,
+                     domain: str | None, keep_address: bool, now: datetime) -> dict[str, Any]:
         values: dict[str, Any] = {"reason": reason, "source": source, "created_at": now}
         if domain:
             values["domain"] = canonical_domain(domain)
@@ -194,19 +237,11 @@ class LeadRows(Room):
             email = spellings(email)[0]  # the canonical spelling (Unicode domain)
             values["email_hash"] = self.email_hash(email)
             values["email"] = email if keep_address else None
-        try:
-            with self.session() as s:
-                s.execute(insert(m.Suppression).values(**values))
-                if email is not None and reason != "erased":
-                    self.emit(s, lambda: self._suppressed_events(s, email, reason, how, now))
-            return True
-        except IntegrityError:
-            return False
+        return values
 
     @staticmethod
-    def _suppressed_events(s: Any, email: str, reason: str, how: str | None,
+    def _suppressed_events(row: m.Lead | None, reason: str, how: str | None,
                            now: datetime) -> list[wh.WebhookEvent]:
-        row = s.scalar(select(m.Lead).where(m.Lead.email == email.lower()))
         if row is None:
             return []
         lead = to_domain(row)
@@ -219,27 +254,8 @@ class LeadRows(Room):
                           ) -> list[tuple[int, str]]:
         """Move the lead's open enrolments to ``status``, dropping any claim so a planned
         mail is not handed over. Returns (enrollment id, campaign) of those changed."""
-        now = self.now()
         with self.session() as s:
-            query = select(m.Enrollment.id, m.Enrollment.campaign, m.Enrollment.status,
-                           m.Enrollment.lead_id).where(
-                m.Enrollment.lead_id.in_(list(lead_ids)),
-                m.Enrollment.status.in_(list(from_statuses)))
-            if campaign:
-                query = query.where(m.Enrollment.campaign == campaign)
-            rows = s.execute(query.with_for_update()).all()
-            if not rows:
-                return []
-            ids = [r.id for r in rows]
-            s.execute(update(m.Enrollment).where(m.Enrollment.id.in_(ids)).values(
-                status=status.value, status_reason=reason, claimed_by=None, claimed_until=None,
-                next_due_at=None, updated_at=now))
-            s.execute(insert(m.StatusChange), [
-                {"enrollment_id": r.id, "lead_id": r.lead_id, "old": r.status, "new": status.value,
-                 "reason": reason, "at": now} for r in rows])
-            s.execute(update(m.Touch).where(m.Touch.enrollment_id.in_(ids),
-                                            m.Touch.state == "planned").values(state="cancelled"))
-            return [(r.id, r.campaign) for r in rows]
+            return _close(s, lead_ids, status, reason, from_statuses, campaign, self.now())
 
     # --- events --------------------------------------------------------------------------------
 
@@ -348,3 +364,28 @@ class LeadRows(Room):
                 s.execute(delete(table).where(table.lead_id == lead_id))
             s.execute(delete(m.Enrollment).where(m.Enrollment.lead_id == lead_id))
             s.execute(delete(m.Lead).where(m.Lead.id == lead_id))
+
+
+def _close(s: Any, lead_ids: Sequence[int], status: EnrollmentStatus, reason: str,
+           from_statuses: Sequence[str], campaign: str | None,
+           now: datetime) -> list[tuple[int, str]]:
+    """``close_enrollments`` inside the caller's session."""
+    query = select(m.Enrollment.id, m.Enrollment.campaign, m.Enrollment.status,
+                   m.Enrollment.lead_id).where(
+        m.Enrollment.lead_id.in_(list(lead_ids)),
+        m.Enrollment.status.in_(list(from_statuses)))
+    if campaign:
+        query = query.where(m.Enrollment.campaign == campaign)
+    rows = s.execute(query.with_for_update()).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    s.execute(update(m.Enrollment).where(m.Enrollment.id.in_(ids)).values(
+        status=status.value, status_reason=reason, claimed_by=None, claimed_until=None,
+        next_due_at=None, updated_at=now))
+    s.execute(insert(m.StatusChange), [
+        {"enrollment_id": r.id, "lead_id": r.lead_id, "old": r.status, "new": status.value,
+         "reason": reason, "at": now} for r in rows])
+    s.execute(update(m.Touch).where(m.Touch.enrollment_id.in_(ids),
+                                    m.Touch.state == "planned").values(state="cancelled"))
+    return [(r.id, r.campaign) for r in rows]

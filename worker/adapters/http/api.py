@@ -1,5 +1,5 @@
-"""``POST /api/leads`` and ``POST /api/events``: bearer token, JSON or form bodies,
-field errors, and ``Idempotency-Key`` replays.
+"""``POST /api/leads``, ``POST /api/events`` and ``POST /api/leads/{email}/unsubscribe``:
+bearer token, JSON or form bodies, field errors, and ``Idempotency-Key`` replays.
 
 The work itself (``Service.intake``, ``Service.record_event``) blocks on the database, so it
 runs in the HTTP thread pool together with the idempotency bookkeeping: a request whose
@@ -36,7 +36,7 @@ Outcome = tuple[int, dict[str, Any]]
 
 
 class Api:
-    """The two write endpoints of the API."""
+    """The write endpoints of the API."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -58,6 +58,15 @@ class Api:
         if isinstance(data, FormData):
             data = _event_form(form_dict(data))
         return await self._once(request, "events", raw, lambda: self._event(data))
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """Unsubscribe a lead from everything (``lead.unsubscribed`` how=api): 200
+        ``{"email", "unsubscribed": true, "changed"}``; again: 200, ``changed`` false; an
+        unknown lead: 404; a malformed address: 400."""
+        self._authorize(request)
+        email = request.path_params["email"]
+        return await self._once(request, "unsubscribe", email.encode("utf-8", "replace"),
+                                lambda: self._unsubscribe(email))
 
     # --- the work (in the pool) --------------------------------------------------------------
 
@@ -113,6 +122,18 @@ class Api:
                 if attempt == 2:
                     raise
         return 201, {"lead_id": lead_id, "enrolled": enrolled}
+
+    def _unsubscribe(self, email: str) -> Outcome:
+        by_hand = self.ctx.app.by_hand
+        try:
+            email = normalize_email(email)
+            lead_id = by_hand.lead_id(email)
+        except LeadError as exc:
+            return 400, {"errors": {exc.field: exc.reason}}
+        except NotFound:
+            return 404, {"error": "no lead with this address"}
+        changed = by_hand.unsubscribe(lead_id, "api")
+        return 200, {"email": email, "unsubscribed": True, "changed": changed}
 
     # --- plumbing --------------------------------------------------------------------------
 

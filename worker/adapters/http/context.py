@@ -39,8 +39,9 @@ class IntakePort(Protocol):
 
 
 class UnsubscribePort(Protocol):
-    """``POST /u/{token}``."""
+    """``POST /u/{token}`` and ``POST /api/leads/{email}/unsubscribe``."""
 
+    def lead_id(self, email: str) -> int: ...
     def unsubscribe(self, lead_id: int, source: str) -> bool: ...
 
 
@@ -85,7 +86,7 @@ class HttpPorts:
     Args:
         settings: ``[http]`` (listen address, limits), ``api_token``, the grace period.
         service: intake and events.
-        by_hand: the unsubscribe link's action.
+        by_hand: the unsubscribe link's and the API's action.
         db: the door's own reads and idempotency records.
         clock: the due backlog's lag.
         metrics: the Prometheus text.

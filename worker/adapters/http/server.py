@@ -6,7 +6,8 @@ own SIGINT/SIGTERM handlers. Database work never runs on the event loop: writes 
 small thread pool of the server's own (one thread on SQLite), reads (health, metrics, the
 unsubscribe page) to the loop's default pool.
 
-Routes: ``POST /api/leads``, ``POST /api/events`` (``api``); ``GET|POST /u/{token}``,
+Routes: ``POST /api/leads``, ``POST /api/events``, ``POST /api/leads/{email}/unsubscribe``
+(``api``); ``GET|POST /u/{token}``,
 ``GET /healthz``, ``GET /metrics`` (``pages``).
 """
 
@@ -49,6 +50,7 @@ def build_asgi(ctx: Context) -> ASGIApp:
     routes: list[BaseRoute] = [
         Route("/api/leads", api.leads, methods=["POST"]),
         Route("/api/events", api.events, methods=["POST"]),
+        Route("/api/leads/{email}/unsubscribe", api.unsubscribe, methods=["POST"]),
         Route("/u/{token}", pages.unsubscribe_page, methods=["GET"]),
         Route("/u/{token}", pages.unsubscribe, methods=["POST"]),
         Route("/healthz", pages.healthz, methods=["GET"]),
