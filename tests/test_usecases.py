@@ -21,8 +21,8 @@ from worker.usecases.by_hand import ByHand
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
 from worker.usecases.intent_actions import IntentActions
-from worker.usecases.reclassify import Reclassify
 from worker.usecases.notify import task_digests
+from worker.usecases.reclassify import Reclassify
 from worker.usecases.suppress import Suppress
 
 SEQ = """
