@@ -300,7 +300,7 @@ class App:
                                     self.service, self.current_catalog, self.clock,
                                     self.notify.send, self.secret_key(required=True),
                                     CampaignViews(self.current_catalog, self.db, self.db,
-                                                  self.preview_factory(), self.clock)))
+                                                  self.preview_factory(), self.clock), self.reclassify))
 
     # --- worker lifecycle -----------------------------------------------------------------------
 
