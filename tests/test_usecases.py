@@ -369,3 +369,20 @@ def test_reclassify_lifts_a_wrong_unsubscribe_restores_and_acts_anew(world: Worl
     assert world.reclassify(recorded["id"], "human/interested", "x").changed is False
     with pytest.raises(UserError, match="unknown class 'spam'"):
         world.reclassify(recorded["id"], "spam", "x")
+
+
+def test_reclassify_puts_a_wrong_replied_back_to_the_status_it_had(world: World) -> None:
+    # Given a reply read as a person's, which ended the sequence as replied
+    sent_step(world, "lead@example.com")
+    assert world.inbound.handle(raw(mail("Thanks, call me on Monday.")))
+    assert statuses(world, "lead@example.com") == {"seq": "replied"}
+    (recorded,) = world.store.inbound.values()
+    world.clock.advance(minutes=1)
+    # When it is corrected to an automatic reply
+    done = world.reclassify(recorded["id"], "auto_reply/autoresponder", "dana@acme.example")
+    # Then the enrolment is open again with a next due time, and nothing is suppressed
+    assert "seq replied -> active" in done.undone
+    [row] = world.store.enrollments
+    assert row.status in ("active", "waiting") and row.next_due_at is not None
+    assert row.next_due_at >= world.clock.now()
+    assert world.store.suppression_for("lead@example.com") is None
