@@ -1,6 +1,6 @@
 """An in-memory store implementing the use-case store protocols of ``worker.ports``
-(``LeadStore``, ``InboxStore``, ``SuppressionStore``, ``NotificationStore``, ``DigestStore``),
-so use-case tests run without a database where the database is not what they test.
+(``LeadStore``, ``InboxStore``, ``SuppressionStore``, ``NotificationStore``, ``DigestStore``,
+and the reply-intent ones: ``OwnerTaskStore``, ``SuppressedLookup``, ``ReclassifyStore``), so use-case tests run without a database where the database is not what they test.
 
 It keeps the contract the use-cases rely on (an address is stored once; one open enrolment
 per lead and campaign; closing moves only open enrolments; a message is recorded once), not
@@ -22,6 +22,7 @@ from worker.domain.leads import LeadInput
 from worker.domain.model import LEAD_COLUMNS, OPEN_STATUSES, EnrollmentStatus, Lead
 from worker.errors import NotFound, UserError
 from worker.ports import Clock, ReplyThread
+from worker.ports_store import InboundRecord, Reclassification
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 
@@ -96,6 +97,7 @@ class MemStore:
     soft_bounces: list[tuple[int, datetime]] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     leases: set[str] = field(default_factory=set)
+    reclassifications: list[Reclassification] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -261,7 +263,7 @@ class MemStore:
         key = (values["mailbox"], values["fingerprint"])
         if key in self.inbound:
             return None
-        self.inbound[key] = values
+        self.inbound[key] = {**values, "id": len(self.inbound) + 1}
         return len(self.inbound)
 
     def add_soft_bounce(self, lead_id: int, window_days: int) -> int:
@@ -282,3 +284,53 @@ class MemStore:
             return False
         self.leases.add(name)
         return True
+
+    # --- reply intent: owner tasks, suppressed addresses, reclassification ------------------
+
+    def add_owner_task(self, lead_id: int, enrollment_id: int, campaign: str, kind: str,
+                       text: str, owner: str | None, due_at: datetime, now: datetime,
+                       key: str = "") -> int:
+        step = f"reply:{kind}" + (f":{key}" if key else "")
+        for t in self.touches:
+            if t.enrollment_id == enrollment_id and t.step_id == step and t.state == "open":
+                return t.id  # asked again while open: that task
+        touch = Touch(next(self._ids), lead_id, enrollment_id, campaign, step, kind="task",
+                      state="open", owner=owner, task_kind=kind, task_text=text, due_at=due_at)
+        self.touches.append(touch)
+        return touch.id
+
+    def suppressed_among(self, emails: Sequence[str]) -> dict[str, str]:
+        return {e: self.suppressed[e.lower()][0] for e in emails if e.lower() in self.suppressed}
+
+    def inbound_message(self, inbound_id: int) -> InboundRecord | None:
+        v = next((v for v in self.inbound.values() if v["id"] == inbound_id), None)
+        if v is None:
+            return None
+        return InboundRecord(v["id"], v["lead_id"], v["cls"], v["subclass"], v["reason"],
+                             v["return_date"], v["from_addr"], v["subject"], v["excerpt"],
+                             v["message_id"], v["received_at"], v["received_at"])
+
+    def lift_suppression(self, email: str, reasons: Sequence[str]) -> bool:
+        found = self.suppressed.get(email.lower())
+        if found is None or found[0] not in reasons:
+            return False
+        del self.suppressed[email.lower()]
+        return True
+
+    def last_status_change(self, enrollment_id: int) -> tuple[str | None, str] | None:
+        mine = [(old, new) for i, old, new, _ in self.status_changes if i == enrollment_id]
+        return mine[-1] if mine else None
+
+    def record_reclassification(self, record: InboundRecord, new_class: str,
+                                new_subclass: str | None, by: str, undone: str,
+                                action: str, now: datetime) -> None:
+        for v in self.inbound.values():
+            if v["id"] == record.id:
+                v.update(cls=new_class, subclass=new_subclass, action=action)
+        self.reclassifications.append(Reclassification(
+            record.id, record.cls, record.subclass, new_class, new_subclass, by, now, undone,
+            action))
+
+    def reclassifications_of(self, lead_id: int) -> list[Reclassification]:
+        ids = {v["id"] for v in self.inbound.values() if v["lead_id"] == lead_id}
+        return [r for r in self.reclassifications if r.inbound_id in ids]

@@ -226,7 +226,7 @@ def test_shipped_campaigns_pass_and_the_broken_example_lists_all_six_problems(
     monkeypatch.setenv("NURTURE_LOGGING__LEVEL", "ERROR")
     # Then every shipped campaign passes
     assert main(["check"]) == 0
-    assert "checked 5 campaign(s): 0 problem(s)" in capsys.readouterr().err
+    assert "checked 6 campaign(s): 0 problem(s)" in capsys.readouterr().err
     # And the broken one reports each mistake once, as file:line: message
     assert main(["check", "examples/broken-campaign"]) == 1
     out = capsys.readouterr().out.splitlines()
@@ -250,3 +250,52 @@ def test_simulate_sales_lead_follows_the_21_day_plan(monkeypatch: pytest.MonkeyP
         ["call-again", "task"], ["break-up", "email"]]
     assert lines[0].startswith("2026-03-03T10:00:00-05:00")  # day 1
     assert lines[-1].startswith("2026-03-23T10:00:00-04:00")  # day 21, after the DST change
+
+
+def test_not_now_and_referral_campaigns_must_name_a_campaign(workspace: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a campaign whose reply-intent keys name campaigns that do not exist
+    write_campaign(workspace / "campaigns", "intents", """
+        name = "Intents"
+        kind = "sequence"
+        sender = "Dana <dana@acme.example>"
+        not_now_campaign = "someday"
+        referral_campaign = "friends"
+
+        [[step]]
+        id = "one"
+        wait = "0"
+        template = "one.md"
+        """, {"one.md": email_template("Hi")})
+    capsys.readouterr()
+    # When it is checked, Then each is an error on its own line
+    assert main(["check", "intents"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert any("intents/campaign.toml:4: not_now_campaign points to 'someday', which is not a "
+               "campaign" in line for line in out), out
+    assert any("intents/campaign.toml:5: referral_campaign points to 'friends'" in line
+               for line in out), out
+
+
+def test_re_engage_names_the_date_the_lead_asked_for(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    # Given the shipped re-engage campaign, which sales-lead names for a "not now"
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("NURTURE_LOGGING__LEVEL", "ERROR")
+    catalog = load_catalog(REPO / "campaigns", REPO / "templates")
+    assert catalog.campaigns["sales-lead"].not_now_campaign == "re-engage"
+    assert [s.id for s in catalog.campaigns["re-engage"].steps] == ["back", "nudge"]
+    lead = tmp_path / "lead.json"
+    lead.write_text('{"email": "ann@example.com", "first_name": "Ann", '
+                    '"fields": {"resume_on": "2027-03-01", "resume_month": "March 2027"}}')
+    # When its first step is previewed for a lead that named March, and for one that did not
+    assert main(["preview", "re-engage", "back", "--lead", str(lead),
+                 "--out", str(tmp_path / "named")]) == 0
+    lead.write_text('{"email": "bo@example.com"}')
+    assert main(["preview", "re-engage", "back", "--lead", str(lead),
+                 "--out", str(tmp_path / "none")]) == 0
+    # Then the date is in the mail, and a default stands in without one
+    named = (tmp_path / "named" / "re-engage-back.txt").read_text()
+    assert "You asked me to get back to you in March 2027" in " ".join(named.split())
+    plain = (tmp_path / "none" / "re-engage-back.txt").read_text()
+    assert "You asked me to get back to you in a few months" in " ".join(plain.split())

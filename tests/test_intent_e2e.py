@@ -110,6 +110,9 @@ def test_each_intent_leads_to_its_next_step(tmp_path: Path) -> None:
     assert frank is not None
     [later] = app.db.enrollments_of(frank.id, "later")
     assert later.next_due_at is not None and later.next_due_at.date().isoformat() == "2027-01-01"
+    # and the named date is on the lead for the re-engage mail's template
+    assert (frank.fields["resume_on"], frank.fields["resume_month"]) == ("2027-01-01",
+                                                                         "January 2027")
     # not_interested: joins the newsletter, never suppressed
     neil = app.db.lead_by_email(REPLIES["not_interested"][1])
     assert neil is not None and app.db.enrollments_of(neil.id, "news")

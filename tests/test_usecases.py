@@ -20,7 +20,9 @@ from worker.ports import RawMessage
 from worker.usecases.by_hand import ByHand
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
+from worker.usecases.intent_actions import IntentActions
 from worker.usecases.notify import task_digests
+from worker.usecases.reclassify import Reclassify
 from worker.usecases.suppress import Suppress
 
 SEQ = """
@@ -79,6 +81,7 @@ class World:
     suppress: Suppress
     inbound: Inbound
     metrics: Counts
+    reclassify: Reclassify
 
 
 @pytest.fixture
@@ -97,12 +100,16 @@ def world(tmp_path: Path) -> World:
     def wake() -> None:
         wakes.append(1)
 
+    # the reply's intent acts through the same ports as app.py wires (no database)
+    intents = IntentActions(store, store, store, lambda: catalog, clock, settings.inbound,
+                            "boss@acme.example")
+    inbound = Inbound(store, lambda: catalog, clock, metrics, suppress, settings.inbound,
+                      settings.notify, b"k" * 32, intents)
     return World(
         clock, store, catalog, wakes,
         Intake(store, store, lambda: catalog, clock, wake, "boss@acme.example"),
-        ByHand(store, lambda: catalog, clock, wake, suppress), suppress,
-        Inbound(store, lambda: catalog, clock, metrics, suppress, settings.inbound,
-                settings.notify, b"k" * 32), metrics)
+        ByHand(store, lambda: catalog, clock, wake, suppress), suppress, inbound, metrics,
+        Reclassify(store, store, inbound, lambda: catalog, clock))
 
 
 def statuses(w: World, email: str) -> dict[str, str]:
@@ -314,3 +321,68 @@ def dsn(status: str, diagnostic: str, original: str = STEP_ID) -> bytes:
         f"From: dana@acme.example\r\nTo: lead@example.com\r\nMessage-ID: <{original}>\r\n"
         "Subject: Your free report\r\n\r\nHere it is.\r\n--b1--\r\n"
     ).encode()
+
+
+# --- reply intent ---------------------------------------------------------------------------
+
+
+def test_an_interested_reply_gives_the_owner_a_task_due_now_and_marks_the_copy(
+        world: World) -> None:
+    # Given a lead who got the first step
+    sent_step(world, "lead@example.com")
+    # When it answers that it wants a call
+    assert world.inbound.handle(raw(mail("Yes, interested! Can we set up a call on Thursday?")))
+    # Then the sequence stopped, the owner has a task due at once, and the copy is marked
+    assert statuses(world, "lead@example.com") == {"seq": "replied"}
+    (recorded,) = world.store.inbound.values()
+    assert (recorded["cls"], recorded["subclass"]) == ("human", "interested")
+    [task] = [t for t in world.store.touches if t.kind == "task"]
+    assert (task.task_kind, task.owner, task.due_at) == ("interested", "rep@acme.example",
+                                                          world.clock.now())
+    assert task.task_text == "Answer lead@example.com: interested"
+    assert world.store.notes[0].subject.startswith("[interested] Reply from lead@example.com")
+
+
+def test_reclassify_lifts_a_wrong_unsubscribe_restores_and_acts_anew(world: World) -> None:
+    # Given a reply read as an unsubscribe: suppressed, the sequence closed
+    sent_step(world, "lead@example.com")
+    assert world.inbound.handle(raw(mail("Please remove me from your list.")))
+    assert world.store.suppression_for("lead@example.com") == "unsubscribed"
+    assert statuses(world, "lead@example.com") == {"seq": "unsubscribed"}
+    (recorded,) = world.store.inbound.values()
+    # When a person corrects it to human/interested
+    done = world.reclassify(recorded["id"], "human/interested", "dana@acme.example")
+    # Then the suppression is lifted, the enrolment went back to active before the human
+    # reply ended it as replied, the interested task is written and the correction recorded
+    assert (done.old, done.new, done.changed) == ("unsubscribe", "human/interested", True)
+    assert "suppression (unsubscribed) lifted" in done.undone
+    assert "seq unsubscribed -> active" in done.undone
+    assert world.store.suppression_for("lead@example.com") is None
+    assert statuses(world, "lead@example.com") == {"seq": "replied"}
+    assert [(o, n) for _, o, n, _ in world.store.status_changes][-3:] == [
+        ("active", "unsubscribed"), ("unsubscribed", "active"), ("active", "replied")]
+    assert [t.task_kind for t in world.store.touches if t.kind == "task"] == ["interested"]
+    [fix] = world.store.reclassifications
+    assert (fix.old_class, fix.new_class, fix.new_subclass, fix.by) == (
+        "unsubscribe", "human", "interested", "dana@acme.example")
+    # and again to the same class is a no-op; an unknown class is refused
+    assert world.reclassify(recorded["id"], "human/interested", "x").changed is False
+    with pytest.raises(UserError, match="unknown class 'spam'"):
+        world.reclassify(recorded["id"], "spam", "x")
+
+
+def test_reclassify_puts_a_wrong_replied_back_to_the_status_it_had(world: World) -> None:
+    # Given a reply read as a person's, which ended the sequence as replied
+    sent_step(world, "lead@example.com")
+    assert world.inbound.handle(raw(mail("Thanks, call me on Monday.")))
+    assert statuses(world, "lead@example.com") == {"seq": "replied"}
+    (recorded,) = world.store.inbound.values()
+    world.clock.advance(minutes=1)
+    # When it is corrected to an automatic reply
+    done = world.reclassify(recorded["id"], "auto_reply/autoresponder", "dana@acme.example")
+    # Then the enrolment is open again with a next due time, and nothing is suppressed
+    assert "seq replied -> active" in done.undone
+    [row] = world.store.enrollments
+    assert row.status in ("active", "waiting") and row.next_due_at is not None
+    assert row.next_due_at >= world.clock.now()
+    assert world.store.suppression_for("lead@example.com") is None

@@ -259,3 +259,38 @@ async def test_a_used_or_expired_link_is_refused(
     assert links_in_outbox(outbox, "stranger@else.example") == []
     await fresh.close()
     await context.close()
+
+
+async def test_a_rep_reclassifies_a_reply_from_the_lead_page(
+        team: tuple[Worker, dict[str, int], Path], browser: Any, tmp_path: Path) -> None:
+    # Given Alice's reply, read as human/interested, on her owner's Lead page
+    worker, ids, outbox = team
+    alice = ids["alice@client.example"]
+    rep1, page = await sign_in(browser, worker.base_url, outbox, REP1)
+    await page.goto(f"/app/leads/{alice}")
+    with worker.app.db.session() as s:
+        inbound_id = s.scalars(select(m.Inbound.id)).one()
+    assert await page.input_value(f"#target-{inbound_id}") == "human/interested"
+    # When the rep corrects it to human/not_now with the row's form
+    await page.select_option(f"#target-{inbound_id}", "human/not_now")
+    await page.click(f"form[action='/app/replies/{inbound_id}/reclassify'] button")
+    # Then the page says what was done, the row shows the new class, the timeline who did it
+    main = await page.inner_text("main")
+    assert f"message #{inbound_id}: human/interested -> human/not_now" in main
+    assert await page.input_value(f"#target-{inbound_id}") == "human/not_now"
+    assert f"done by {REP1}" in main
+    await shot(page, "lead-reclassified", tmp_path)
+    assert await serious_violations(page) == []
+    # and the correction is recorded with the signed-in rep as who, shown by lead show
+    shown = await asyncio.to_thread(lead_show, worker.app, "alice@client.example")
+    [fix] = shown["reclassifications"]
+    assert (fix["old"], fix["new"], fix["by"]) == ("human/interested", "human/not_now", REP1)
+    # a rep who does not own the lead gets 404, as for a lead that does not exist
+    rep2, page2 = await sign_in(browser, worker.base_url, outbox, REP2)
+    await page2.goto("/app/")
+    token = await page2.locator("input[name=csrf]").first.input_value()
+    answer = await page2.request.post(f"/app/replies/{inbound_id}/reclassify",
+                                      form={"target": "bounce/hard", "csrf": token})
+    assert answer.status == 404
+    for context in (rep1, rep2):
+        await context.close()

@@ -39,6 +39,7 @@ from worker.usecases.intake import Intake
 from worker.usecases.intent_actions import IntentActions, own_addresses  # reply intent (issue 14)
 from worker.usecases.mailbox_alerts import MailboxAlerts
 from worker.usecases.notify import Notify
+from worker.usecases.reclassify import Reclassify
 from worker.usecases.suppress import Suppress
 from worker.webhook_jobs import webhook_jobs
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from worker.adapters.db import Database
     from worker.adapters.db.oauth_tokens import OAuthTokens
     from worker.adapters.db.people import PeopleRows
+    from worker.adapters.db.reclassifications import Reclassifications
     from worker.adapters.db.workspace_rows import WorkspaceRows
     from worker.adapters.http.context import HttpPorts, LoopState
     from worker.adapters.oauth2 import TokenSource
@@ -153,16 +155,24 @@ class App:
 
     @cached_property
     def inbox(self) -> Inbound:
-        # --- reply intent (issue 14): owner tasks composed over the session factory ---
-        from worker.adapters.db.owner_tasks import OwnerTasks  # lazily, as PeopleRows
+        from worker.adapters.db.owner_tasks import OwnerTasks  # reply intent; as PeopleRows
         intents = IntentActions(self.db, OwnerTasks(self.db.session), self.db.leads,
                                 self.current_catalog, self.clock, self.settings.inbound,
                                 self.settings.notify.default_owner)
-        # --- end reply intent ---
         return Inbound(self.db, self.current_catalog, self.clock, self.metrics, self.suppress,
                        self.settings.inbound, self.settings.notify,
                        self.secret_key(required=False), intents,
                        lambda: own_addresses(self.settings, self.current_catalog()))
+
+    @cached_property
+    def reclassifications(self) -> Reclassifications:  # corrections of a class (issue 14)
+        from worker.adapters.db.reclassifications import Reclassifications  # as PeopleRows
+        return Reclassifications(self.db.conn)
+
+    @cached_property
+    def reclassify(self) -> Reclassify:
+        return Reclassify(self.db, self.reclassifications, self.inbox, self.current_catalog,
+                          self.clock)
 
     @cached_property
     def people(self) -> PeopleRows:
@@ -290,7 +300,7 @@ class App:
                                     self.service, self.current_catalog, self.clock,
                                     self.notify.send, self.secret_key(required=True),
                                     CampaignViews(self.current_catalog, self.db, self.db,
-                                                  self.preview_factory(), self.clock)))
+                                                  self.preview_factory(), self.clock), self.reclassify))
 
     # --- worker lifecycle -----------------------------------------------------------------------
 

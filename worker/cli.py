@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
              "messages without touching any mailbox")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per line and file")
+    p = _add(isub, "reclassify", "worker.commands.ops:inbox_reclassify", "correct an inbound "
+             "message's class: undo what it did, take the new action, record who")
+    p.add_argument("id", type=int, metavar="ID", help="the inbound message's id (lead show)")
+    p.add_argument("target", metavar="CLASS[/SUBCLASS]", help="e.g. human/interested")
+    p.add_argument("--by", metavar="WHO", help="who corrects it (default: the OS user)")
     lead = sub.add_parser("lead", help="one lead", description="one lead")
     lead.set_defaults(handler="help", parser=lead)
     lsub2 = lead.add_subparsers(dest="lead_command", metavar="ACTION")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from worker.domain.leads import LeadInput
@@ -115,3 +116,51 @@ class PlanStore(Protocol):
     def load_claimed(self, rows: Sequence[ClaimRow]) -> list[Claimed]: ...
     def plan(self, touches: Sequence[PlannedTouch], changes: Sequence[EnrollmentChange],
              now: datetime, caps: dict[str, Any] | None = None) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """A stored inbound message, as a correction of its class reads it."""
+
+    id: int
+    lead_id: int | None
+    cls: str
+    subclass: str | None
+    reason: str
+    return_date: date | None
+    from_addr: str | None
+    subject: str
+    excerpt: str
+    message_id: str | None
+    received_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Reclassification:
+    """One correction of a message's class: the old and new class, who, when, what was
+    undone and what the new class did."""
+
+    inbound_id: int
+    old_class: str
+    old_subclass: str | None
+    new_class: str
+    new_subclass: str | None
+    by: str
+    at: datetime
+    undone: str
+    action: str
+
+
+class ReclassifyStore(Protocol):
+    """What correcting a message's class needs beyond the inbox: the message, lifting a
+    suppression, an enrolment's last status change, the record of the correction. The
+    reclassification room (``worker/adapters/db/reclassifications.py``)."""
+
+    def inbound_message(self, inbound_id: int) -> InboundRecord | None: ...
+    def lift_suppression(self, email: str, reasons: Sequence[str]) -> bool: ...
+    def last_status_change(self, enrollment_id: int) -> tuple[str | None, str] | None: ...
+    def record_reclassification(self, record: InboundRecord, new_class: str,
+                                new_subclass: str | None, by: str, undone: str,
+                                action: str, now: datetime) -> None: ...
+    def reclassifications_of(self, lead_id: int) -> Sequence[Reclassification]: ...

@@ -1,9 +1,11 @@
-"""Ops commands: init, run, status, and the inbox classifier's command-line door."""
+"""Ops commands: init, run, status, and the inbox's command-line doors (classify,
+reclassify)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 from collections.abc import Callable
 
@@ -31,6 +33,20 @@ def run(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
 def inbox_classify(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     from worker.commands.inbox import run_classify
     return run_classify(list(args.files), args.json, sys.stdout, sys.stderr)
+
+
+def inbox_reclassify(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Correct an inbound message's class; who is ``--by`` or the OS user."""
+    app = App(settings())
+    app.db.check_schema()
+    done = app.reclassify(args.id, args.target, args.by or getpass.getuser())
+    if not done.changed:
+        print(f"mail in #{done.inbound_id} is already {done.new}: nothing to do")
+        return 0
+    print(f"mail in #{done.inbound_id}: {done.old} -> {done.new}")
+    print(f"undone: {done.undone or 'nothing'}")
+    print(f"action: {done.action}")
+    return 0
 
 
 def status(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:

@@ -17,6 +17,7 @@ from worker.domain.leads import normalize_email, printable
 from worker.domain.model import OPEN_STATUSES
 from worker.errors import NotFound, UserError
 from worker.ports import EnrollmentRow
+from worker.usecases.reclassify import label
 
 OPEN = {s.value for s in OPEN_STATUSES}
 UTC_ZONE = ZoneInfo("UTC")
@@ -125,7 +126,13 @@ def lead_view(app: App, lead: Any, hist: dict[str, list[Any]],
                        for ev in hist["events"]],
             # done from the workspace (issue 17), with who did it
             "actions": [{"action": a.action, "detail": a.detail, "by": a.actor, "at": _iso(a.at)}
-                        for a in app.workspace_rows.actions_of(lead.id)]}
+                        for a in app.workspace_rows.actions_of(lead.id)],
+            # a person's correction of a message's class (issue 14)
+            "reclassifications": [
+                {"inbound_id": r.inbound_id, "old": label(r.old_class, r.old_subclass),
+                 "new": label(r.new_class, r.new_subclass), "by": r.by, "at": _iso(r.at),
+                 "undone": r.undone, "action": r.action}
+                for r in app.reclassifications.reclassifications_of(lead.id)]}
 
 
 def lead_show(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
@@ -190,6 +197,10 @@ def _timeline(data: dict[str, Any]) -> list[tuple[str, int, str, str, str]]:
     for a in data.get("actions", []):
         items.append((a["at"], 5, a["action"], "-",
                       (f"{a['detail']}; " if a["detail"] else "") + f"done by {a['by']}"))
+    for r in data.get("reclassifications", []):
+        items.append((r["at"], 5, f"mail in #{r['inbound_id']} reclassified", "-",
+                      f"{r['old']} -> {r['new']} by {r['by']}; undone: {r['undone'] or 'nothing'}"
+                      f"; action: {r['action']}"))
     return sorted((x for x in items if x[0]), key=_order)
 
 

@@ -25,6 +25,9 @@ from worker.domain.model import Lead
 from worker.ports import Clock, EnrollmentRow
 from worker.ports_store import InboxStore, OwnerTaskStore, SuppressedLookup
 
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+
 
 class IntentActions:
     """Acts on a human reply's intent.
@@ -75,6 +78,11 @@ class IntentActions:
                                       f"Get back to {name} (asked: not now)", owner,
                                       _opening(windowed, lead, when), now)
             done.append(f"task on {when.isoformat()} (not now)")
+            if result.return_date:
+                # the date the lead named, for the re-engage mail ("{{ lead.fields.resume_on }}")
+                self.store.upsert_leads([(LeadInput(lead.email, {}, [], {
+                    "resume_on": when.isoformat(),
+                    "resume_month": f"{_MONTHS[when.month - 1]} {when.year}"}), None)])
             if target and self._enrol_on(lead, target, when):
                 done.append(f"enrolled in {target} from {when.isoformat()}")
         elif intent == "not_interested":

@@ -21,8 +21,11 @@ from worker.adapters.workspace.auth import PRE_COOKIE, SESSION_COOKIE, Auth, Per
 from worker.adapters.workspace.ports import WorkspacePorts
 from worker.errors import UserError
 from worker.usecases.campaign_views import task_text
+from worker.usecases.reclassify import SUBCLASSES, label
 
 Handler = Callable[[Request, Person], Awaitable[Response]]
+#: What a message may be corrected to, as the Lead page's select offers it.
+CLASSES = [label(c, sub) for c, subs in SUBCLASSES.items() for sub in subs]
 STATUSES = ("active", "waiting", "paused", "replied", "bounced", "unsubscribed", "completed",
             "failed", "cancelled")
 
@@ -160,6 +163,29 @@ class Pages:
                                 f"message #{inbound_id}", self.ports.clock.now(), inbound_id)
         return self.back("/app/", "Reply marked handled.")
 
+    async def reclassify(self, request: Request, person: Person) -> Response:
+        """Correct a message's class (the same use-case as ``nurture inbox reclassify``),
+        recorded with the signed-in person as who, and logged on the lead's timeline."""
+        inbound_id = request.path_params["inbound_id"]
+        lead_id = await run_in_threadpool(self.store.inbound_lead, inbound_id)
+        if not await self.may_see(person, lead_id) or self.ports.reclassify is None:
+            return self.not_found(person)
+        assert lead_id is not None
+        target = str((await request.form()).get("target") or "")
+        where = f"/app/leads/{lead_id}"
+        try:
+            done = await run_in_threadpool(self.ports.reclassify, inbound_id, target,
+                                           person.email)
+        except UserError as exc:
+            return self.back(where, str(exc))
+        if not done.changed:
+            return self.back(where, f"Message #{inbound_id} is already {done.new}.")
+        detail = (f"message #{inbound_id}: {done.old} -> {done.new}; undone: "
+                  f"{done.undone or 'nothing'}; action: {done.action}")
+        await run_in_threadpool(self.store.log_action, lead_id, person.email, "reclassified",
+                                detail, self.ports.clock.now(), inbound_id)
+        return self.back(where, f"Reclassified: {detail}")
+
     @staticmethod
     def back(path: str, msg: str) -> Response:
         return RedirectResponse(f"{path}?msg={quote(msg)}", status_code=303)
@@ -188,7 +214,9 @@ class Pages:
         texts = await run_in_threadpool(self.rendered, lead_id, data)
         return self.render("lead.html", person, lead=lead, fields=fields, enrolments=enrolments,
                            timeline=views.timeline(data, lead.timezone, texts),
-                           campaigns=sorted(campaigns), msg=request.query_params.get("msg", ""))
+                           campaigns=sorted(campaigns), msg=request.query_params.get("msg", ""),
+                           inbound=data["inbound"] if self.ports.reclassify else [],
+                           classes=CLASSES, label=label)
 
     def rendered(self, lead_id: int, data: dict[str, Any]) -> dict[int, str]:
         """Each mail sent and each task's text, rendered for this lead (escaped by the page)."""

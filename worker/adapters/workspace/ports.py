@@ -13,6 +13,7 @@ from worker.config import Settings
 from worker.ports import Clock, TaskRow
 from worker.usecases.campaign_views import CampaignViews
 from worker.usecases.notify import NoteRow
+from worker.usecases.reclassify import Reclassified
 
 
 class WorkspaceStore(Protocol):
@@ -78,6 +79,8 @@ class WorkspacePorts:
         secret_key: signs CSRF tokens.
         views: the campaign page's data and a lead's mails and tasks rendered
             (``CampaignViews``); without it the campaign page shows the steps as written.
+        reclassify: corrects an inbound message's class for a person (``Reclassify``:
+            message id, ``CLASS[/SUBCLASS]``, who); without it the Lead page offers no form.
     """
 
     settings: Settings
@@ -89,3 +92,4 @@ class WorkspacePorts:
     send_mail: Callable[[NoteRow], Awaitable[str | None]]
     secret_key: bytes
     views: CampaignViews | None = None
+    reclassify: Callable[[int, str, str], Reclassified] | None = None

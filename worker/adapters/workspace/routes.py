@@ -59,6 +59,8 @@ def build(ports: WorkspacePorts) -> Mount:
         Route("/leads/{lead_id:int}/action", post(pages.lead_action), methods=["POST"]),
         Route("/tasks/{touch_id:int}/done", post(pages.task_done), methods=["POST"]),
         Route("/tasks/{touch_id:int}/snooze", post(pages.task_snooze), methods=["POST"]),
+        Route("/replies/{inbound_id:int}/reclassify", post(pages.reclassify),
+              methods=["POST"]),
         Route("/replies/{inbound_id:int}/handled", post(pages.reply_handled),
               methods=["POST"]),
         Route("/campaigns", get(lists.campaigns), methods=["GET"]),
