@@ -8,7 +8,6 @@ handed over while its enrolment is still claimed by this worker.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from worker.adapters.db.ledger_events import (
     mail_events,
     task_events,
 )
+from worker.adapters.db.outcomes import record_outcomes
 from worker.adapters.db.raw import RawSQL
 from worker.domain.model import DUE_STATUSES, Lead
 from worker.domain.send_rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
@@ -298,7 +298,8 @@ class SendingRows(Room):
         enrolment lost its claim meanwhile, say to a reply, is withdrawn instead).
 
         The common case (accepted, the enrolment moves on) is written for the whole group
-        with a few executemany statements; the rest goes one by one."""
+        with a few raw executemany statements; the rest (an enrolment that finishes, a
+        refusal, a deferral) with a few more (``outcomes.py``): no statement per mail."""
         now = self.now()
         allowed: set[str] = set()
         simple = [o for o in outcomes if o.state == "accepted" and o.change is not None
@@ -322,8 +323,8 @@ class SendingRows(Room):
                         if audit:
                             cur.executemany(self._raw_sql["audit"], audit)
                         cur.executemany(self._raw_sql["advance"], moves)
-                    for o in rest:
-                        self._record_outcome(conn, worker_id, o, now)
+                    if rest:
+                        record_outcomes(conn, worker_id, rest, now, self._apply_changes)
                     if hand_over:
                         marks, params = raw.in_list("m", list(hand_over))
                         cur.execute(raw.sql(sql.RAW_HANDOVER.format(marks=marks)),
@@ -363,29 +364,3 @@ class SendingRows(Room):
             due += now - c.basis_at  # a wait counts from when the mail was accepted
         return {"eid": c.enrollment_id, "next_step": c.next_step, "now": at,
                 "next_due_at": self._raw.ts(due), "worker": worker_id}
-
-    def _record_outcome(self, conn: Any, worker_id: str, o: Outcome, now: datetime) -> None:
-        response = o.response[:2000]
-        if o.state == "deferred":
-            statement = sql.TOUCH_DEFERRED if o.code is None else sql.TOUCH_REFUSED_FOR_NOW
-            conn.execute(statement, {"mid": o.message_id, "code": o.code, "response": response})
-        else:
-            conn.execute(sql.TOUCH_RESULT, {
-                "mid": o.message_id, "state": o.state, "code": o.code, "response": response,
-                "accepted_at": now if o.state == "accepted" else None})
-        if o.change is None:
-            return
-        # A copy: if this transaction fails, the caller retries with the original change.
-        c = dataclasses.replace(o.change)
-        if o.state == "accepted":
-            # The step is done whatever happened meanwhile (a reply may have stopped the
-            # enrolment); the schedule and status move only while this worker holds the claim.
-            conn.execute(sql.STEP_DONE, {"eid": c.enrollment_id, "next_step": c.next_step,
-                                         "now": now})
-            c.last_touch_at, c.next_step = now, None
-            if c.next_due_at is not None and c.basis_at is not None and now > c.basis_at:
-                # A wait counts from when the mail was actually accepted, not planned.
-                c.next_due_at += now - c.basis_at
-        held = conn.execute(sql.HELD, {"eid": c.enrollment_id, "worker": worker_id}).first()
-        if held is not None:
-            self._apply_changes(conn, [c], now)

@@ -31,7 +31,6 @@ TOUCH_REFUSED_FOR_NOW = _sql(
 STEP_DONE = _sql(
     "UPDATE enrollments SET next_step = :next_step, last_touch_at = :now, attempts = 0, "
     "updated_at = :now WHERE id = :eid", "now")
-HELD = _sql("SELECT status FROM enrollments WHERE id = :eid AND claimed_by = :worker")
 CHANGE = _sql(
     "UPDATE enrollments SET next_step = COALESCE(:next_step, next_step), "
     "status = COALESCE(:status, status), last_touch_at = COALESCE(:last_touch_at, last_touch_at), "
