@@ -63,7 +63,7 @@ class SideTasks:
         self.loop = asyncio.get_running_loop()
         self.supervise(asyncio.create_task(self.ledger.run(), name="ledger"))
         for mailbox in self.mailboxes:
-            mailbox.start(self.thread_stop)
+            mailbox.start(self.thread_stop, self._watcher_died)
         if once:
             return
         self.supervise(asyncio.create_task(self._heartbeat(), name="heartbeat"))
@@ -95,11 +95,12 @@ class SideTasks:
         return task
 
     def _watcher_died(self, name: str, exc: BaseException) -> None:
-        """Called on a watcher's own thread when it dies: hand the news to the loop."""
+        """Called on a watcher's own thread when it dies: hand the news to the loop (the
+        task is named after the mailbox: ``task=mailbox:NAME``)."""
         loop = self.loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._died, name, repr(exc))
+                loop.call_soon_threadsafe(self._died, f"mailbox:{name}", repr(exc))
 
     def _died(self, name: str, error: str) -> None:
         log.error("action=side_task_died task=%s error=%r", name, error)
