@@ -20,9 +20,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.catalog import Catalog, CatalogHolder, disk_signature, load_catalog
+from worker.adapters.campaign_folders import configured_catalog, disk_signature
+from worker.app_parts import webhook_jobs
 from worker.config import Settings
 from worker.domain import tokens
+from worker.domain.catalog import Catalog, CatalogHolder
 from worker.domain.sequence import Policy
 from worker.engine.planning import Planner
 from worker.engine.render_process import RenderProcess
@@ -40,7 +42,6 @@ from worker.usecases.intent_actions import IntentActions, own_addresses  # reply
 from worker.usecases.mailbox_alerts import MailboxAlerts
 from worker.usecases.notify import Notify
 from worker.usecases.suppress import Suppress
-from worker.webhook_jobs import webhook_jobs
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
@@ -81,8 +82,7 @@ class App:
         return self.catalogs.get()
 
     def _load_catalog(self) -> Catalog:
-        return load_catalog(self.settings.campaigns_dir, self.settings.templates_dir,
-                            mailbox_names=frozenset(self.settings.mailboxes))
+        return configured_catalog(self.settings)
 
     def reload_catalog_if_changed(self) -> bool:
         """Pick up edited campaigns without a restart. True if something changed."""
@@ -126,7 +126,7 @@ class App:
         if not self.settings.worker.render_process:
             return None
         return RenderProcess(self.settings, render_planner, self.factory.key,
-                             self.factory.install)
+                             self.factory.install, configured_catalog)
 
     def current_catalog(self) -> Catalog:
         """The campaigns as they are now (a reload replaces them while the worker runs)."""

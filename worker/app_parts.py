@@ -1,7 +1,6 @@
-"""The worker's webhook side task: the delivery loop over the outbox, wired for `nurture run`.
-
-Kept apart from ``app.py`` (which only calls it) so the composition root stays small; the
-loop itself is ``webhook_delivery.WebhookDelivery``.
+"""The composition root's builders, kept apart from ``app.py`` (which alone imports this
+module) so the root stays small: the webhook side task (the delivery loop over the outbox,
+``engine.webhooks.WebhookDelivery``, wired for `nurture run`).
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ from worker.adapters.db.webhook_store import WebhookStore
 from worker.adapters.webhook_http import WebhookPoster
 from worker.config import Settings
 from worker.engine.contracts import SideJob
+from worker.engine.webhooks import WebhookDelivery
 from worker.metrics import Metrics
 from worker.ports import Clock
-from worker.webhook_delivery import WebhookDelivery
 
 
 def webhook_jobs(settings: Settings, outbox: WebhookStore | None, clock: Clock, worker_id: str,

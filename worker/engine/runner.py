@@ -14,8 +14,8 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import Any, TypeVar
 
-from worker.catalog import Catalog
 from worker.config import Settings
+from worker.domain.catalog import Catalog
 from worker.engine.contracts import LoopMetrics, LoopStore, Notifier, SideJob
 from worker.engine.dispatch import Dispatcher, MailboxGuard, Pause
 from worker.engine.ledger import Ledger, RecordStore
