@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.workspace import REPO, email_template, settings_for, write_campaign
-from worker.catalog import load_catalog
+from worker.adapters.campaign_folders import load_catalog
 from worker.cli import main
 
 GOOD = """

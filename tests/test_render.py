@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.workspace import REPO
-from worker.catalog import read_layouts
+from worker.adapters.campaign_folders import read_layouts
 from worker.config import load_settings
 from worker.domain import mime, tokens
 from worker.domain.campaigns import Campaign, Step

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bench._realistic import template as realistic_step
 from tests.workspace import REPO
-from worker.catalog import load_catalog, read_layouts
+from worker.adapters.campaign_folders import load_catalog, read_layouts
 from worker.domain import mime
 from worker.domain.model import Lead
 from worker.domain.render import Renderer

@@ -13,7 +13,8 @@ import pytest
 from tests.classifykit import STEP_ID, mail
 from tests.memstore import MemStore
 from tests.workspace import REPO, FakeClock, email_template, settings_for, write_campaign
-from worker.catalog import Catalog, load_catalog
+from worker.adapters.campaign_folders import load_catalog
+from worker.domain.catalog import Catalog
 from worker.domain.model import EnrollmentStatus, SuppressionReason
 from worker.errors import LeadError, NotFound, UserError
 from worker.ports import RawMessage

@@ -19,8 +19,8 @@ from worker.adapters.webhook_http import MAX_ANSWER_BYTES, WebhookPoster
 from worker.config_webhooks import WebhookEndpointSettings
 from worker.domain import webhooks as wh
 from worker.domain.model import Lead
+from worker.engine.webhooks import WebhookDelivery
 from worker.secret import Secret
-from worker.webhook_delivery import WebhookDelivery
 
 
 def lead(n: int) -> Lead:

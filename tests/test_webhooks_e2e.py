@@ -23,7 +23,7 @@ from tests.webhookkit import SECRET
 from worker.adapters.webhook_http import WebhookPoster
 from worker.app import App
 from worker.domain.webhooks import EventType
-from worker.webhook_delivery import WebhookDelivery
+from worker.engine.webhooks import WebhookDelivery
 
 
 class HookedScenario(Scenario):

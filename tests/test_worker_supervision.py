@@ -1,6 +1,6 @@
 """The loop's side tasks are supervised and its signal handlers are put back (issue 13).
 
-A side task that dies (the ledger, the heartbeat) stops the worker with exit 1 and a log line
+A side task that dies (the ledger, the heartbeat, an inbox watcher's thread) stops the worker with exit 1 and a log line
 saying why, instead of leaving every channel waiting forever. The fakes below wrap the real
 database and are handed to the loop through its constructor (``App.make_runner``)."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from tests.servers.smtp import ScriptedSmtpServer
 from tests.test_worker import setup_campaigns
 from tests.workspace import make_app
 from worker.adapters.db import Database
+from worker.adapters.imap import ImapMailbox
+from worker.adapters.maildir_inbox import MaildirMailbox
 from worker.app import App
 from worker.domain.send_rows import Outcome
 
@@ -44,6 +47,25 @@ class DeadLedgerStore(Wrapped):
 class DeadHeartbeatStore(Wrapped):
     def heartbeat(self, worker_id: str) -> None:
         raise RuntimeError("heartbeat bug")
+
+
+class WatcherBug(BaseException):
+    """Not an ``Exception``: the watcher's own retry does not catch it, so its thread dies."""
+
+
+class DyingMaildir(MaildirMailbox):
+    """A real Maildir watcher whose polling thread raises on its first scan (``fence``, the
+    loop's own read, does not go through ``scan``)."""
+
+    def scan(self) -> bool:
+        raise WatcherBug("the watcher thread dies")
+
+
+class DyingImap(ImapMailbox):
+    """A real IMAP watcher whose thread raises outside its reconnect loop's retry."""
+
+    def _acquire(self) -> bool:
+        raise RuntimeError("lease bug")
 
 
 def smtp_app(tmp: Path, server: ScriptedSmtpServer, **env: str) -> App:
@@ -96,3 +118,34 @@ def test_signal_handlers_are_put_back_after_a_run(
         assert signal.getsignal(signal.SIGINT) is before_int
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_dead_inbox_watcher_thread_stops_the_worker_with_an_error(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer, caplog: pytest.LogCaptureFixture) -> None:
+    app = smtp_app(tmp_path, smtp_server)
+    caplog.set_level(logging.INFO)
+    mailbox = DyingMaildir("default", tmp_path / "dying", app.inbox, poll_interval_s=0.05)
+    runner = app.make_runner(mailboxes=[mailbox])  # not --once: only the death stops it
+    assert asyncio.run(bounded(runner.run())) == 1
+    assert "action=side_task_died task=mailbox:default error=\"WatcherBug('the watcher " \
+        "thread dies')\"" in caplog.text
+    assert runner.side_task_error is not None and "WatcherBug" in runner.side_task_error
+
+
+def test_an_imap_watcher_thread_that_dies_says_so_to_its_supervisor(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    heard: list[tuple[str, BaseException]] = []
+    done = threading.Event()
+
+    def on_died(name: str, exc: BaseException) -> None:
+        heard.append((name, exc))
+        done.set()
+
+    mailbox = DyingImap("support", app.settings.imap, app.inbox, app.db, "w1")
+    stop = threading.Event()
+    mailbox.start(stop, on_died)
+    assert done.wait(30)
+    stop.set()
+    mailbox.join(5)
+    assert [(name, repr(exc)) for name, exc in heard] == [
+        ("support", "RuntimeError('lease bug')")]

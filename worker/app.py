@@ -10,25 +10,32 @@ collaborators (``runner_parts``); waking it is a callback the use-cases are give
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import secrets
 import socket
 from collections.abc import Callable
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.catalog import Catalog, CatalogHolder, disk_signature, load_catalog
+from worker.adapters.campaign_folders import configured_catalog, disk_signature
+from worker.app_parts import (
+    build_bounce_guard,
+    build_mailboxes,
+    build_planner,
+    build_sender,
+    ensure_maildirs,
+    lock_sqlite,
+    render_planner,
+    signing_key,
+    webhook_jobs,
+)
 from worker.config import Settings
-from worker.domain import tokens
-from worker.domain.sequence import Policy
+from worker.domain.catalog import Catalog, CatalogHolder
 from worker.engine.planning import Planner
 from worker.engine.render_process import RenderProcess
 from worker.engine.runner import Runner
-from worker.errors import UserError, WorkerLockError
-from worker.mailer import DEFAULT_MAILBOX, Mailboxes, MailFactory, install_tag
+from worker.mailer import MailFactory, install_tag
 from worker.metrics import Metrics
 from worker.ports import Clock, Mailbox, Sender, SystemClock
 from worker.usecases.bounce_guard import BounceGuard
@@ -41,7 +48,6 @@ from worker.usecases.mailbox_alerts import MailboxAlerts
 from worker.usecases.notify import Notify
 from worker.usecases.reclassify import Reclassify
 from worker.usecases.suppress import Suppress
-from worker.webhook_jobs import webhook_jobs
 
 if TYPE_CHECKING:
     from worker.adapters.db import Database
@@ -83,8 +89,7 @@ class App:
         return self.catalogs.get()
 
     def _load_catalog(self) -> Catalog:
-        return load_catalog(self.settings.campaigns_dir, self.settings.templates_dir,
-                            mailbox_names=frozenset(self.settings.mailboxes))
+        return configured_catalog(self.settings)
 
     def reload_catalog_if_changed(self) -> bool:
         """Pick up edited campaigns without a restart. True if something changed."""
@@ -101,14 +106,8 @@ class App:
     # --- secrets --------------------------------------------------------------------------------
 
     def secret_key(self, required: bool) -> bytes:
-        key = self.settings.secret_key.reveal()
-        if key:
-            return key.encode()
-        if required:
-            raise UserError("NURTURE_SECRET_KEY is not set: unsubscribe links are signed with it. "
-                            "Set it in the environment, e.g. export NURTURE_SECRET_KEY=$(python3 "
-                            "-c 'import secrets; print(secrets.token_urlsafe(32))')")
-        return tokens.PREVIEW_KEY
+        """The signing key (``app_parts.signing_key``)."""
+        return signing_key(self.settings, required)
 
     @cached_property
     def factory(self) -> MailFactory:
@@ -128,7 +127,7 @@ class App:
         if not self.settings.worker.render_process:
             return None
         return RenderProcess(self.settings, render_planner, self.factory.key,
-                             self.factory.install)
+                             self.factory.install, configured_catalog)
 
     def current_catalog(self) -> Catalog:
         """The campaigns as they are now (a reload replaces them while the worker runs)."""
@@ -203,13 +202,9 @@ class App:
     def bounce_guard(self) -> BounceGuard:
         """Holds the mail of stopped mailboxes; pauses one that bounces too much."""
         from worker.adapters.db.mailbox_history import MailboxHistory
-        boxes = Mailboxes(self.settings)
-
-        def limits(name: str) -> tuple[float, int]:
-            return boxes.smtp(name).max_bounce_rate, boxes.smtp(name).bounce_window
-        return BounceGuard(self.oauth_tokens.stopped,
-                           MailboxHistory(self.db.session).recent_outcomes, limits,
-                           self.mailbox_alerts)
+        return build_bounce_guard(self.settings, self.oauth_tokens.stopped,
+                                  MailboxHistory(self.db.session).recent_outcomes,
+                                  self.mailbox_alerts)
 
     def grant_refused(self, mailbox: str, exc: Exception) -> None:
         """SMTP or IMAP found the mailbox's grant refused: record and alert once."""
@@ -230,37 +225,14 @@ class App:
 
     @cached_property
     def sender(self) -> Sender:
-        if self.settings.outbound.transport == "maildir":
-            from worker.adapters.maildir_outbox import MaildirSender
-            return MaildirSender(Path(self.settings.outbound.maildir), connections=1)
-        from worker.adapters.smtp import SmtpSender
-        boxes = {DEFAULT_MAILBOX: self.settings.smtp,
-                 **{name: mb.smtp for name, mb in self.settings.mailboxes.items()}}
-        return SmtpSender(boxes, self.token_sources, self.grant_refused)  # issue 15: OAuth 2.0
+        """The outbound door (``app_parts.build_sender``)."""
+        return build_sender(self.settings, self.token_sources, self.grant_refused)
 
     @cached_property
     def inbound(self) -> list[Mailbox]:
-        s = self.settings
-        if s.inbound.transport == "maildir":
-            from worker.adapters.maildir_inbox import MaildirMailbox
-            return [MaildirMailbox(DEFAULT_MAILBOX, Path(s.inbound.maildir), self.inbox,
-                                   poll_interval_s=s.inbound.poll_interval_s,
-                                   checkpoints=self.db, clock=self.clock)]
-        from worker.adapters.imap import ImapMailbox
-        boxes: list[Mailbox] = []
-        lease = s.worker.lease_s
-        if s.imap.username:
-            boxes.append(ImapMailbox(DEFAULT_MAILBOX, s.imap, self.inbox, self.db, self.worker_id,
-                                     lease_s=lease, clock=self.clock,
-                                     tokens=self.token_sources.get(DEFAULT_MAILBOX),
-                                     on_revoked=self.grant_refused))
-        for name, mb in s.mailboxes.items():
-            if mb.watch and mb.imap.username:
-                boxes.append(ImapMailbox(name, mb.imap, self.inbox, self.db, self.worker_id,
-                                         lease_s=lease, clock=self.clock,
-                                         tokens=self.token_sources.get(name),
-                                         on_revoked=self.grant_refused))
-        return boxes
+        """The inbox watchers (``app_parts.build_mailboxes``)."""
+        return build_mailboxes(self.settings, self.inbox, self.db, self.worker_id, self.clock,
+                               self.token_sources, self.grant_refused)
 
     def reset_doors(self) -> None:
         """Forget the mailbox watchers and the sender (they are one-shot), so this App can run
@@ -311,37 +283,16 @@ class App:
         self.secret_key(required=True)
         path = sqlite_path(self.settings.database.url)
         if path is not None:
-            self._lock_sqlite(path)
+            self._lock_fd = lock_sqlite(path)
             released = self.db.release_all_claims()
             if released:
                 log.info("action=claims_released_at_start count=%d", released)
-        if self.settings.outbound.transport == "maildir":
-            from worker.adapters.maildir_outbox import ensure_maildir
-            ensure_maildir(Path(self.settings.outbound.maildir))
-        if self.settings.inbound.transport == "maildir":
-            from worker.adapters.maildir_outbox import ensure_maildir
-            ensure_maildir(Path(self.settings.inbound.maildir))
+        ensure_maildirs(self.settings)
         self.db.register_worker(self.worker_id, socket.gethostname(), os.getpid())
         for slug, problems in self.catalog.problems.items():
             log.warning("action=campaign_broken campaign=%s problems=%d first=%r", slug,
                         len(problems), str(problems[0]))
         self.wake_newsletters()
-
-    def _lock_sqlite(self, path: Path) -> None:
-        lock_path = Path(f"{path}.lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise WorkerLockError(
-                f"another `nurture run` is already using {path} (lock {lock_path}). SQLite is "
-                "for one worker process; stop the other one, or use PostgreSQL for several "
-                "workers") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
 
     def stop_worker(self) -> None:
         self.db.worker_stopped(self.worker_id)
@@ -379,21 +330,3 @@ class App:
         self.wake_loop = runner.wake
         return runner
 
-
-def build_planner(settings: Settings, db: Database, catalog: Callable[[], Catalog],
-                  factory: MailFactory) -> Planner:
-    """The planner over the sending room, the lead room's suppression lookup, the campaigns
-    (a getter: a reload replaces them) and the mail factory."""
-    w = settings.worker
-    rules = Policy(w.late_policy, w.late_spread_h, settings.notify.default_owner or None)
-    return Planner(db.sending, db.leads, catalog, factory, rules, w.retry_base_s, w.retry_max_s)
-
-
-def render_planner(settings: Settings, key: bytes, install: str,
-                   catalog: Callable[[], Catalog]) -> Planner:
-    """The render process's planner: its catalog (the render process's own, kept and reloaded
-    there) and a connection of its own (reads)."""
-    from worker.adapters.db import Database
-    from worker.adapters.db.engine import make_engine
-    db = Database(make_engine(settings.database.url, 1))
-    return build_planner(settings, db, catalog, MailFactory(settings, key, install))

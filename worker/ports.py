@@ -163,8 +163,10 @@ class Mailbox(Protocol):
 
     name: str
 
-    def start(self, stop: threading.Event) -> None:
-        """Start watching in a background thread; return at once."""
+    def start(self, stop: threading.Event,
+              on_died: Callable[[str, BaseException], None] | None = None) -> None:
+        """Start watching in a background thread; return at once. If the thread ends with
+        an exception (not an error it retries), it calls ``on_died(name, exc)`` first."""
         ...
 
     def join(self, timeout_s: float) -> None: ...

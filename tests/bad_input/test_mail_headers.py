@@ -36,9 +36,9 @@ from sqlalchemy import select
 from tests.bad_input._support import CONTROL, examples, nasty_text
 from tests.servers.smtp import ScriptedSmtpServer
 from tests.workspace import REPO, email_template, make_app, run_once, write_campaign
+from worker.adapters.campaign_folders import read_layouts
 from worker.adapters.db import models as m
 from worker.app import App
-from worker.catalog import read_layouts
 from worker.config import load_settings
 from worker.domain import mime
 from worker.domain.campaigns import Campaign, Step

@@ -20,6 +20,7 @@ from datetime import datetime
 from worker.adapters.imap_fences import FenceQueue
 from worker.adapters.imap_session import ImapSession, backoff_s
 from worker.adapters.oauth2 import TokenSource
+from worker.adapters.watcher import OnDied, start_watcher
 from worker.config import ImapSettings
 from worker.errors import GrantRevokedError, MailboxError
 from worker.ports import Checkpoint, CheckpointStore, Clock, InboundSink, RawMessage, SystemClock
@@ -75,14 +76,14 @@ class ImapMailbox:
 
     # -- the Mailbox port -----------------------------------------------------------------
 
-    def start(self, stop: threading.Event) -> None:
-        """Start the watcher thread; it runs until ``stop`` is set (again after a join)."""
+    def start(self, stop: threading.Event, on_died: OnDied | None = None) -> None:
+        """Start the watcher thread; it runs until ``stop`` is set (again after a join).
+        ``on_died`` hears of an exception that ends the thread (its retries aside)."""
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError(f"mailbox {self.name} is already running")
         self._stop = stop
         self._fences.open()
-        self._thread = threading.Thread(target=self._run, name=f"imap-{self.name}", daemon=True)
-        self._thread.start()
+        self._thread = start_watcher(self.name, f"imap-{self.name}", self._run, on_died)
 
     def join(self, timeout_s: float) -> None:
         """Wait for the watcher thread to finish (after ``stop`` was set)."""

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from worker.adapters.watcher import OnDied, start_watcher
 from worker.ports import Checkpoint, CheckpointStore, Clock, InboundSink, RawMessage, SystemClock
 
 log = logging.getLogger(__name__)
@@ -51,15 +52,14 @@ class MaildirMailbox:
 
     # -- the Mailbox port -----------------------------------------------------------------
 
-    def start(self, stop: threading.Event) -> None:
-        """Create the Maildir and start polling ``new/`` in a background thread."""
+    def start(self, stop: threading.Event, on_died: OnDied | None = None) -> None:
+        """Create the Maildir and start polling ``new/`` in a background thread; ``on_died``
+        hears of an exception that ends the thread (an unreadable file is retried instead)."""
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError(f"mailbox {self.name} is already running")
         self.ensure_maildir()
         self._stop = stop
-        self._thread = threading.Thread(target=self._run, name=f"maildir-{self.name}",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = start_watcher(self.name, f"maildir-{self.name}", self._run, on_died)
 
     def join(self, timeout_s: float) -> None:
         """Wait for the polling thread to finish (after ``stop`` was set)."""

@@ -15,8 +15,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
+from worker.adapters.campaign_folders import load_catalog, resolve_targets
 from worker.app import App
-from worker.catalog import load_catalog, resolve_targets
 from worker.config import Settings
 from worker.domain import schedule
 from worker.domain.campaigns import Campaign

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from worker.adapters.importer import ImportFileError, Row, detect_encoding, read_rows
 from worker.app import App
 from worker.config import Settings
 from worker.domain.leads import (
@@ -21,7 +22,6 @@ from worker.domain.leads import (
 )
 from worker.domain.model import OPEN_STATUSES, EnrollmentStatus
 from worker.errors import LeadError, UserError
-from worker.importer import ImportFileError, Row, detect_encoding, read_rows
 
 BATCH = 500
 

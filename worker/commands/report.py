@@ -46,7 +46,7 @@ def report(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     app.db.check_schema()
     data = build_report(app, args.campaign)
     if args.html:
-        from worker.report_html import write_html
+        from worker.adapters.report_html import write_html
         path = Path(args.html)
         try:
             write_html(data, path, generated_at=app.clock.now())

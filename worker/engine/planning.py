@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from worker.catalog import Catalog
 from worker.domain import policy, sequence
 from worker.domain.campaigns import Campaign
+from worker.domain.catalog import Catalog
 from worker.domain.model import Lead
 from worker.domain.send_rows import Claimed, ClaimRow, EnrollmentChange, Outcome, PlannedTouch
 from worker.domain.sequence import Plan, Policy, TouchPlan

@@ -24,8 +24,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from worker.catalog import Catalog, CatalogHolder, load_catalog
 from worker.config import Settings
+from worker.domain.catalog import Catalog, CatalogHolder
 from worker.engine.planning import Planned, Planner
 
 if TYPE_CHECKING:
@@ -39,6 +39,9 @@ _state: dict[str, object] = {}
 # composition root passes a module-level function (spawn pickles it by name); the render
 # process owns the catalog and reloads it when the worker's changes.
 PlannerFactory = Callable[[Settings, bytes, str, Callable[[], Catalog]], Planner]
+# Reads the campaigns there, on start and when the worker's digest differs (a module-level
+# function from the root, like the factory).
+CatalogLoader = Callable[[Settings], Catalog]
 
 
 def _watch_parent(parent: int) -> None:
@@ -49,20 +52,16 @@ def _watch_parent(parent: int) -> None:
 
 
 def _start(settings: Settings, parent: int, factory: PlannerFactory, key: bytes,
-           install: str) -> None:
+           install: str, load: CatalogLoader) -> None:
     # The worker's pid comes from the worker: by the time this runs (after the imports) the
     # worker may already be gone, and getppid() would name init.
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
                      name="nurture-parent-watch").start()
-    catalogs = CatalogHolder(lambda: _load(settings))
+    catalogs = CatalogHolder(lambda: load(settings))
+    _state["load"] = load
     _state["settings"] = settings
     _state["catalogs"] = catalogs
     _state["planner"] = factory(settings, key, install, catalogs.get)
-
-
-def _load(settings: Settings) -> Catalog:
-    return load_catalog(settings.campaigns_dir, settings.templates_dir,
-                        mailbox_names=frozenset(settings.mailboxes))
 
 
 def _ready() -> bool:
@@ -74,7 +73,9 @@ def _plan(rows: list[ClaimRow], now: datetime, digest: str) -> Planned:
     assert isinstance(settings, Settings) and isinstance(planner, Planner)
     assert isinstance(catalogs, CatalogHolder)
     if catalogs.get().digest != digest:
-        catalogs.replace(_load(settings))
+        load = _state["load"]
+        assert callable(load)
+        catalogs.replace(load(settings))
     return planner.plan_claimed(rows, now)
 
 
@@ -85,13 +86,14 @@ class RenderProcess:
         settings: passed to the planner factory and used to reload campaigns.
         factory: builds the planner there (see ``PlannerFactory``).
         key, install: the signing key and installation tag, so its mails are the worker's.
+        load: reads the campaigns there (see ``CatalogLoader``).
     """
 
     def __init__(self, settings: Settings, factory: PlannerFactory, key: bytes,
-                 install: str) -> None:
+                 install: str, load: CatalogLoader) -> None:
         self._executor = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start, initargs=(settings, os.getpid(), factory, key, install))
+            initializer=_start, initargs=(settings, os.getpid(), factory, key, install, load))
 
     def warm_up(self) -> Future[bool]:
         """Start the process now, so a first big batch does not wait for its imports."""

@@ -1,13 +1,11 @@
-"""The worker loop: claim due work, plan it, hand it to the dispatcher; supervised side
-tasks; signals; shutdown. It imports nothing of the composition root: ``App`` builds it with
-its collaborators (``App.runner_parts``)."""
+"""The worker loop: claim due work, plan it, hand it to the dispatcher; ``--once``; signals;
+shutdown. The supervised side tasks are ``side_tasks.SideTasks``. It imports nothing of the
+composition root: ``App`` builds it with its collaborators (``App.runner_parts``)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -16,13 +14,14 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import Any, TypeVar
 
-from worker.catalog import Catalog
 from worker.config import Settings
+from worker.domain.catalog import Catalog
 from worker.engine.contracts import LoopMetrics, LoopStore, Notifier, SideJob
 from worker.engine.dispatch import Dispatcher, MailboxGuard, Pause
 from worker.engine.ledger import Ledger, RecordStore
 from worker.engine.planning import Job, Planner
 from worker.engine.render_process import RenderProcess
+from worker.engine.side_tasks import SideTasks
 from worker.engine.signals import EARLY_STOP, stop_signals
 from worker.errors import StoreError
 from worker.ports import Clock, Mailbox, Sender
@@ -76,15 +75,11 @@ class Runner:
         self.render_process = render_process
         self.metrics = metrics
         self.clock = clock
-        self.notify = notify
         self.start_worker, self.stop_worker = start, stop
         self.reset_doors = reset_doors
-        self.reload_catalog = reload_catalog
         self.start_http = start_http
         self.once = once
-        self.jobs = dict(jobs or {})
         self.stop_event = asyncio.Event()
-        self.thread_stop = threading.Event()
         self.wake_event = asyncio.Event()
         self.plan_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-plan")
         self.ledger_pool = ThreadPoolExecutor(1, thread_name_prefix="nurture-ledger")
@@ -101,7 +96,11 @@ class Runner:
         self.renderer: RenderProcess | None = None
         self.renderer_ready = False
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.side_task_error: str | None = None  # why a side task died, if one did
+        self.side = SideTasks(settings=settings, worker_id=worker_id, store=store, notify=notify,
+                              ledger=self.ledger, mailboxes=mailboxes,
+                              reload_catalog=reload_catalog, jobs=jobs or {},
+                              stop_event=self.stop_event, wake_event=self.wake_event,
+                              pool=self.plan_pool)
 
     # --- what others read (the HTTP door's health, tests, the benchmark) -----------------------
 
@@ -120,6 +119,11 @@ class Runner:
         """No send accepted since then."""
         return self.dispatch.smtp_failing_since
 
+    @property
+    def side_task_error(self) -> str | None:
+        """Why a side task died, if one did."""
+        return self.side.error
+
     # --- public -----------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -136,7 +140,6 @@ class Runner:
     async def run(self) -> int:
         """Run until stopped; 0 on a clean stop, 1 if a side task died."""
         self.loop = asyncio.get_running_loop()
-        side: list[asyncio.Task[Any]] = []
         with stop_signals(self._on_signal):
             if EARLY_STOP.is_set():
                 self.stop_event.set()  # SIGTERM arrived while the process was starting
@@ -144,10 +147,10 @@ class Runner:
             try:
                 # Everything started from here on is stopped by _shutdown, even if a later
                 # start fails (a busy HTTP port, an unreachable mailbox).
-                await self._start_side_tasks(side)
+                await self._start_side_tasks()
                 await self._main()
             finally:
-                await self._shutdown(side)
+                await self._shutdown()
                 self.loop = None
         s = self.stats
         log.info("action=worker_stop worker=%s sent=%d deferred=%d failed=%d bounced=%d "
@@ -160,24 +163,12 @@ class Runner:
                  self.ledger.committed / max(self.ledger.commits, 1))
         return 1 if self.side_task_error is not None else 0
 
-    async def _start_side_tasks(self, side: list[asyncio.Task[Any]]) -> None:
+    async def _start_side_tasks(self) -> None:
         if not self.once:
             self.renderer = self.render_process()
             if self.renderer is not None:
-                side.append(asyncio.create_task(self._warm_up(self.renderer), name="renderer"))
-        side.append(self._supervise(asyncio.create_task(self.ledger.run(), name="ledger")))
-        for mailbox in self.mailboxes:
-            mailbox.start(self.thread_stop)
-        if not self.once:
-            side.append(self._supervise(asyncio.create_task(self._heartbeat(),
-                                                            name="heartbeat")))
-            side.append(self._supervise(asyncio.create_task(self._housekeeping(),
-                                                            name="housekeeping")))
-            side += [self._supervise(asyncio.create_task(job(self.stop_event), name=name))
-                     for name, job in self.jobs.items()]
-            server = await self.start_http(self)
-            if server is not None:
-                side.append(self._supervise(server))
+                self.side.add(self._warm_up(self.renderer), "renderer")
+        await self.side.start(self.once, lambda: self.start_http(self))
         log.info("action=worker_start worker=%s once=%s outbound=%s inbound=%s "
                  "campaigns=%d loop=%s", self.worker_id, self.once,
                  self.settings.outbound.transport, self.settings.inbound.transport,
@@ -187,24 +178,6 @@ class Runner:
                         "unsubscribe links point at this worker's own http.host:http.port, "
                         "so they depend on which worker sent the mail; set it to the one "
                         "address all workers answer on (the proxy's)")
-
-    def _supervise(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
-        """A side task that ends before the worker stops (an exception, a cancel, a return)
-        stops the worker with exit 1, never a hang."""
-        def died(done: asyncio.Task[Any]) -> None:
-            if self.stop_event.is_set() and (done.cancelled() or done.exception() is None):
-                return  # stopped by _shutdown
-            exc = None if done.cancelled() else done.exception()
-            error = repr(exc) if exc is not None else (
-                "cancelled" if done.cancelled() else "returned")
-            log.error("action=side_task_died task=%s error=%r", done.get_name(), error)
-            if self.side_task_error is None:
-                self.side_task_error = f"{done.get_name()}: {error}"
-            if done.get_name() == "ledger":
-                self.ledger.fail_pending(exc or RuntimeError(error))
-            self.stop_event.set()
-        task.add_done_callback(died)
-        return task
 
     # --- main loop ----------------------------------------------------------------------------
 
@@ -218,7 +191,7 @@ class Runner:
             if ready:
                 claimed = await self._pass(batch)
             if self.once:
-                await self._send_notifications()
+                await self.side.send_notifications()
                 if claimed == 0:
                     await self.dispatch.wait_drained()
                     if await self._db(self._due_now) == 0:
@@ -322,42 +295,6 @@ class Runner:
             task.cancel()
         self.wake_event.clear()
 
-    # --- side tasks -----------------------------------------------------------------------------
-
-    async def _heartbeat(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                await self._db(self.store.heartbeat, self.worker_id)
-                await self._db(self.store.renew_claims, self.worker_id,
-                               self.settings.worker.lease_s)
-            except StoreError as exc:
-                log.error("action=heartbeat_failed error=%r", str(exc))
-            await self._wait_stop(self.settings.worker.heartbeat_s)
-
-    async def _housekeeping(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                if await asyncio.to_thread(self.reload_catalog):
-                    self.wake_event.set()
-                await self._send_notifications()
-                await asyncio.to_thread(self.notify.digest_if_due)
-                await asyncio.to_thread(self.store.checkpoint)
-            except Exception as exc:  # noqa: BLE001 - a side task must not stop the worker
-                log.error("action=housekeeping_failed error=%r", str(exc))
-            await self._wait_stop(2.0)
-
-    async def _send_notifications(self) -> None:
-        pending = await self._db(self.store.unsent_notifications)
-        if not pending:
-            return
-        for note in pending:
-            error = await self.notify.send(note)
-            await self._db(self.store.mark_notification, note.id, error)
-
-    async def _wait_stop(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
-
     async def _store(self, fn: Callable[..., R], *args: Any) -> R:
         """Writes of the sending path: on SQLite in the loop itself, like the ledger (one
         writer, no waiting on another thread's write lock); on PostgreSQL in a thread."""
@@ -375,9 +312,9 @@ class Runner:
                  f"finishing mails in flight (grace {self.settings.worker.grace_s}s)")
         self.stop_event.set()
 
-    async def _shutdown(self, side: list[asyncio.Task[Any]]) -> None:
+    async def _shutdown(self) -> None:
         self.stop_event.set()
-        self.thread_stop.set()
+        self.side.thread_stop.set()
         dropped = await self.dispatch.shutdown(self.settings.worker.grace_s)
         try:
             released = await self._db(self.store.release_claims, self.worker_id, None)
@@ -385,11 +322,7 @@ class Runner:
         except StoreError as exc:
             released = 0
             log.error("action=release_failed error=%r", str(exc))
-        for task in side:
-            task.cancel()
-        await asyncio.gather(*side, return_exceptions=True)
-        for mailbox in self.mailboxes:
-            await asyncio.to_thread(mailbox.join, self.settings.worker.grace_s)
+        await self.side.stop()
         await self.sender.close()
         if self.renderer is not None:
             self.renderer.close()

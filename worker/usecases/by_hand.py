@@ -7,9 +7,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from worker.catalog import Catalog
 from worker.domain import schedule, sequence
 from worker.domain.campaigns import Campaign
+from worker.domain.catalog import Catalog
 from worker.domain.model import EnrollmentStatus, SuppressionReason
 from worker.errors import NotFound, UserError
 from worker.logs import mask

@@ -11,7 +11,7 @@ import statistics
 from collections import defaultdict
 from typing import Any, Protocol
 
-from worker.catalog import Catalog
+from worker.domain.catalog import Catalog
 from worker.domain.intent import INTENTS
 from worker.errors import NotFound
 

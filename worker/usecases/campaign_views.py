@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 import jinja2
 
-from worker.catalog import Catalog
 from worker.domain import schedule, sequence
 from worker.domain.campaigns import Campaign, Issue, Step
+from worker.domain.catalog import Catalog
 from worker.domain.model import SAMPLE_LEAD, Lead
 from worker.domain.sandbox import deadline
 from worker.domain.sandbox_env import BoundedSandbox

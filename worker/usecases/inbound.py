@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from worker.catalog import Catalog
 from worker.config import InboundSettings, NotifySettings
 from worker.domain import auth_results, schedule, tokens
+from worker.domain.catalog import Catalog
 from worker.domain.classify import Classification, ParsedMessage, classify, parse_message
 from worker.domain.leads import is_free_mail
 from worker.domain.model import EnrollmentStatus, InboundClass, Lead, SuppressionReason

@@ -8,8 +8,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from worker.catalog import Catalog
 from worker.domain import sequence
+from worker.domain.catalog import Catalog
 from worker.domain.leads import LeadInput, parse_lead
 from worker.errors import LeadError, LimitError, NotFound, Problem
 from worker.logs import mask

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
 
-from worker.catalog import Catalog
 from worker.config import InboundSettings, Settings
 from worker.domain import schedule, sequence
 from worker.domain.campaigns import Campaign
+from worker.domain.catalog import Catalog
 from worker.domain.classify import Classification
 from worker.domain.intent import MAX_AHEAD_DAYS, MAX_REFERRALS
 from worker.domain.leads import LeadInput

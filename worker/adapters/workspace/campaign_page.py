@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from worker import report_charts
+from worker.adapters import report_charts
 from worker.adapters.workspace.auth import Person
 from worker.adapters.workspace.pages import Pages
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from worker.adapters.db.workspace_rows import ActionRow, LeadLine, RepFigures, Reply, Task
-from worker.catalog import Catalog
 from worker.config import Settings
+from worker.domain.catalog import Catalog
 from worker.ports import Clock, TaskRow
 from worker.usecases.campaign_views import CampaignViews
 from worker.usecases.notify import NoteRow

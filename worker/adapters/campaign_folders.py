@@ -5,14 +5,13 @@ and the worker's log.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.config import Settings
 from worker.domain.campaigns import Campaign, inspect_campaign
+from worker.domain.catalog import Catalog
 from worker.domain.render import Renderer
 from worker.errors import NotFound, Problem
 
@@ -63,44 +62,6 @@ def _display(path: Path) -> str:
         return str(absolute.relative_to(Path.cwd()))
     except ValueError:
         return str(absolute)
-
-
-@dataclass
-class Catalog:
-    """Loaded campaigns by slug, plus the problems of the ones that failed."""
-
-    campaigns: dict[str, Campaign] = field(default_factory=dict)
-    problems: dict[str, list[Problem]] = field(default_factory=dict)
-    partial: dict[str, Campaign] = field(default_factory=dict)  # broken, read as far as it goes
-    renderer: Renderer | None = None
-    signature: tuple[tuple[str, float], ...] = ()
-
-    def get(self, slug: str) -> Campaign:
-        if slug in self.campaigns:
-            return self.campaigns[slug]
-        if slug in self.problems:
-            first = self.problems[slug][0]
-            raise NotFound(f"campaign {slug!r} has problems (run `nurture check {slug}`): {first}")
-        raise NotFound(f"no campaign {slug!r} (known: {', '.join(sorted(self.campaigns)) or 'none'})")
-
-    @property
-    def digest(self) -> str:
-        """A short fingerprint of the files this catalog was read from."""
-        return hashlib.sha256(repr(self.signature).encode()).hexdigest()[:16]
-
-    def skip(self, slug: str, problem: Problem) -> None:
-        """Stop using a loaded campaign that went past a sandbox limit at run time: its leads
-        wait (as for any broken campaign) until its files change. Logged once."""
-        camp = self.campaigns.pop(slug, None)
-        if camp is None:
-            return
-        self.partial[slug] = camp
-        self.problems[slug] = [problem]
-        log.warning("action=campaign_skipped campaign=%s problem=%r detail=%r", slug, str(problem),
-                    "its leads wait until the campaign's files change (see `nurture check`)")
-
-    def all_problems(self) -> list[Problem]:
-        return sorted(p for probs in self.problems.values() for p in probs)
 
 
 def campaign_folders(target: Path) -> list[Path]:
@@ -175,6 +136,13 @@ def _cross_check(camp: Campaign, campaigns_dir: Path,
     return problems
 
 
+def configured_catalog(settings: Settings) -> Catalog:
+    """The campaigns the configuration names (``campaigns_dir``, ``templates_dir``, the
+    mailboxes a campaign may send from), read from disk."""
+    return load_catalog(settings.campaigns_dir, settings.templates_dir,
+                        mailbox_names=frozenset(settings.mailboxes))
+
+
 def disk_signature(campaigns_dir: Path, templates_dir: Path) -> tuple[tuple[str, float], ...]:
     """Modification times of every campaign and template file, to notice edits."""
     items: list[tuple[str, float]] = []
@@ -188,22 +156,3 @@ def disk_signature(campaigns_dir: Path, templates_dir: Path) -> tuple[tuple[str,
                     except OSError:
                         continue
     return tuple(sorted(items))
-
-
-class CatalogHolder:
-    """The campaigns as they are now. A reload replaces them while the worker runs, so
-    use-cases keep the holder's ``get`` and call it each time, never a copy."""
-
-    def __init__(self, load: Callable[[], Catalog]) -> None:
-        self._load = load
-        self._current: Catalog | None = None
-
-    def get(self) -> Catalog:
-        """The current campaigns (read from disk on first use)."""
-        if self._current is None:
-            self._current = self._load()
-        return self._current
-
-    def replace(self, fresh: Catalog) -> None:
-        """Put freshly loaded campaigns in place of the current ones."""
-        self._current = fresh
