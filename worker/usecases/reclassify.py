@@ -16,8 +16,8 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from worker.catalog import Catalog
 from worker.domain import schedule, sequence
+from worker.domain.catalog import Catalog
 from worker.domain.classify import Classification, ParsedMessage, parse_message
 from worker.domain.intent import INTENTS, intent_of_message
 from worker.domain.model import OPEN_STATUSES, InboundClass, Lead
