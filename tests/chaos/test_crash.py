@@ -149,12 +149,25 @@ def test_a_dead_workers_claims_are_taken_over_within_30_s_with_the_default_lease
     assert codes == [0]
 
 
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (its SigCgt mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
 def test_sigterm_while_a_worker_starts_up_exits_0(tmp_path: Path,
                                                   smtp_server: ScriptedSmtpServer) -> None:
     # Given a worker process that was started a moment ago (still importing)
     _, env = workspace(tmp_path, smtp_server)
     proc = spawn(env, tmp_path)
-    time.sleep(0.2)
+    # (as soon as Python runs our first line, which catches SIGTERM before the heavy imports;
+    # before that no Python program can: a fixed sleep raced the interpreter's start on a
+    # loaded machine)
+    deadline = time.monotonic() + 30
+    while not _catches_sigterm(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
     # When SIGTERM arrives before the runner installed its signal handlers
     proc.send_signal(signal.SIGTERM)
     # Then it stops anyway, and cleanly (SPEC: "SIGTERM ... exits 0")
