@@ -13,7 +13,7 @@ import pytest
 from tests.scenario import FakeClock, Scenario, bounce_report
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import ScriptedSmtpServer
-from tests.workspace import email_template, write_campaign
+from tests.workspace import TWO_STEPS, email_template, write_campaign
 
 pytestmark = pytest.mark.dovecot
 SENT_AT = datetime(2026, 3, 2, 14, 0, 0, 600_000, tzinfo=UTC)
@@ -22,20 +22,7 @@ LEAD = "gone@d.example"
 
 @pytest.fixture
 def sc(tmp_path: Path, dovecot: Dovecot) -> Iterator[Scenario]:
-    write_campaign(tmp_path / "campaigns", "drip", """
-        name = "Drip"
-        kind = "sequence"
-        sender = "Dana <dana@acme.example>"
-        [[step]]
-        id = "one"
-        wait = "0"
-        window = false
-        template = "one.md"
-        [[step]]
-        id = "two"
-        wait = "3 d"
-        template = "one.md"
-        """, {"one.md": email_template("Your report")})
+    write_campaign(tmp_path / "campaigns", "drip", TWO_STEPS, {"one.md": email_template("Your report")})
     with ScriptedSmtpServer().start() as smtp:
         yield Scenario(tmp_path, smtp, dovecot, dovecot.add_user(), clock=FakeClock(SENT_AT))
 

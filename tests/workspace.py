@@ -36,6 +36,24 @@ class FakeClock:
         self.at = at
 
 
+#: A campaign of two steps: "one" at once (outside any window), "two" three days later, both
+#: from the template ``one.md``; the tests that need mail out and a sequence still open.
+TWO_STEPS = """
+    name = "Hello"
+    kind = "sequence"
+    sender = "Dana <dana@acme.example>"
+    [[step]]
+    id = "one"
+    wait = "0"
+    window = false
+    template = "one.md"
+    [[step]]
+    id = "two"
+    wait = "3 d"
+    template = "one.md"
+"""
+
+
 def write_campaign(root: Path, slug: str, toml: str, files: Mapping[str, str | bytes]) -> Path:
     folder = root / slug
     folder.mkdir(parents=True, exist_ok=True)

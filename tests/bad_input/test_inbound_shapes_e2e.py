@@ -19,23 +19,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from tests.servers._util import free_port
-from tests.workspace import REPO, email_template, env_for, make_app, write_campaign
+from tests.workspace import REPO, TWO_STEPS, email_template, env_for, make_app, write_campaign
 from worker.adapters.db import models as m
 
-CAMPAIGN = """
-    name = "Hello"
-    kind = "sequence"
-    sender = "Dana <dana@acme.example>"
-    [[step]]
-    id = "one"
-    wait = "0"
-    window = false
-    template = "one.md"
-    [[step]]
-    id = "two"
-    wait = "3 d"
-    template = "one.md"
-"""
 LEAD = "ann@lead.test"
 
 
@@ -85,7 +71,7 @@ def test_hostile_shapes_neither_freeze_the_worker_nor_hide_a_genuine_reply(tmp_p
     # Given a lead whose first mail went out
     port = free_port()
     options = {"HTTP__ENABLED": "true", "HTTP__PORT": str(port)}
-    write_campaign(tmp_path / "campaigns", "hello", CAMPAIGN,
+    write_campaign(tmp_path / "campaigns", "hello", TWO_STEPS,
                    {"one.md": email_template("Hello", "Hello {{ lead.first_name }}.")})
     app = make_app(tmp_path, **options)
     env = {**os.environ, **env_for(tmp_path, **options), "PYTHONPATH": str(REPO)}

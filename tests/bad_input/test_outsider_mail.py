@@ -26,27 +26,13 @@ from sqlalchemy import select, update
 
 from tests.bad_input import _outsider_mail as mail
 from tests.bad_input._support import examples
-from tests.workspace import REPO, email_template, env_for, make_app, write_campaign
+from tests.workspace import REPO, TWO_STEPS, email_template, env_for, make_app, write_campaign
 from worker.adapters.db import models as m
 from worker.app import App
 from worker.domain import tokens
 from worker.domain.classify import parse_message
 from worker.ports import RawMessage
 
-CAMPAIGN = """
-    name = "Hello"
-    kind = "sequence"
-    sender = "Dana <dana@acme.example>"
-    [[step]]
-    id = "one"
-    wait = "0"
-    window = false
-    template = "one.md"
-    [[step]]
-    id = "two"
-    wait = "3 d"
-    template = "one.md"
-"""
 AUTHSERV = "mx.acme.example"
 ATTACKER = "mallory@evil.test"
 VICTIMS = ["body@victims.test", "body2@victims.test", "dsn@victims.test", "plain@victims.test",
@@ -130,7 +116,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("outsider")
     options = {"NOTIFY__DEFAULT_OWNER": "owner@acme.example", "INBOUND__AUTHSERV_ID": AUTHSERV,
                "LOGGING__LEVEL": "INFO"}
-    write_campaign(tmp / "campaigns", "hello", CAMPAIGN, {"one.md": email_template(
+    write_campaign(tmp / "campaigns", "hello", TWO_STEPS, {"one.md": email_template(
         "Your report", "Hello {{ lead.first_name }}, [unsubscribe]({{ unsubscribe_url }})")})
     app = make_app(tmp, **options)
     env = env_for(tmp, **options)
