@@ -1,6 +1,6 @@
 """Classify the labelled inbound corpus and print how well it went.
 
-    python bench/classify_corpus.py [--corpus DIR | --heldout] [--show-errors]
+    python bench/classify_corpus.py [--corpus DIR | --heldout] [--show-errors] [--intents]
 
 Without --corpus or --heldout it reports on ../shared/corpus and then on the authored
 held-out set in tests/heldout.
@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import classify_intent
 from bench.corpus import HELDOUT, Row, corpus_dir, load_rows, message_bytes
 from worker.domain.classify import Classification, classify_bytes
 
@@ -150,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", help="corpus folder (default ../shared/corpus)")
     parser.add_argument("--heldout", action="store_true", help="only the held-out set")
     parser.add_argument("--show-errors", action="store_true", help="list every miss")
+    parser.add_argument("--intents", action="store_true",
+                        help="also the reply intents: confusion matrix on ../shared/intent and "
+                             "tests/heldout_intent (bench/classify_intent.py)")
     args = parser.parse_args(argv)
     if args.heldout:
         folders = [HELDOUT]
@@ -164,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {corpus}")
         print(report(run(corpus), args.show_errors))
         print()
+    if args.intents:
+        classify_intent.main([])
     return 0
 
 
