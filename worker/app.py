@@ -43,7 +43,7 @@ from worker.usecases.by_hand import ByHand
 from worker.usecases.campaign_views import CampaignViews
 from worker.usecases.inbound import Inbound
 from worker.usecases.intake import Intake
-from worker.usecases.intent_actions import IntentActions, own_addresses  # reply intent (issue 14)
+from worker.usecases.intent_actions import IntentActions, own_addresses
 from worker.usecases.mailbox_alerts import MailboxAlerts
 from worker.usecases.notify import Notify
 from worker.usecases.reclassify import Reclassify
@@ -164,7 +164,7 @@ class App:
                        lambda: own_addresses(self.settings, self.current_catalog()))
 
     @cached_property
-    def reclassifications(self) -> Reclassifications:  # corrections of a class (issue 14)
+    def reclassifications(self) -> Reclassifications:  # corrections of a class
         from worker.adapters.db.reclassifications import Reclassifications  # as PeopleRows
         return Reclassifications(self.db.conn)
 
@@ -178,7 +178,7 @@ class App:
         """Read-side rows for the people commands."""
         return self.db.people
 
-    # --- mailbox sign-ins and pauses (issue 15) ------------------------------------------------
+    # --- mailbox sign-ins and pauses -------------------------------------------------------------
 
     @cached_property
     def oauth_tokens(self) -> OAuthTokens:
@@ -210,7 +210,6 @@ class App:
         """SMTP or IMAP found the mailbox's grant refused: record and alert once."""
         self.mailbox_alerts.grant_refused(mailbox, getattr(exc, "error", "invalid_grant"))
 
-    # --- end issue 15 ---------------------------------------------------------------------------
 
     @cached_property
     def notify(self) -> Notify:
@@ -252,9 +251,9 @@ class App:
         return HttpPorts(self.settings, self.service, self.by_hand, self.db, self.clock,
                          self.metrics, self.inbound, self.secret_key(required=True),
                          self.workspace_mount(),
-                         self.oauth_tokens.stopped)  # issue 15: stopped mailboxes
+                         self.oauth_tokens.stopped)  # stopped mailboxes
 
-    # --- workspace (issue 17) -------------------------------------------------------------------
+    # --- the workspace -------------------------------------------------------------------------
 
     @cached_property
     def workspace_rows(self) -> WorkspaceRows:

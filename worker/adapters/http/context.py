@@ -103,9 +103,8 @@ class HttpPorts:
     metrics: MetricsText
     inbound: Sequence[Mailbox]
     secret_key: bytes
-    # --- workspace (issue 17): the /app mount, None when app.enabled = false ---
     workspace: BaseRoute | None = None
-    stopped: Callable[[], Mapping[str, str]] = dict  # issue 15
+    stopped: Callable[[], Mapping[str, str]] = dict
 
 
 class LoopState(Protocol):
