@@ -13,12 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from tests.servers._util import free_port
+from tests.servers._util import free_port, healthz_s
 from tests.workspace import REPO, TWO_STEPS, email_template, env_for, make_app, write_campaign
 from worker.adapters.db import models as m
 
@@ -57,15 +56,6 @@ def _hostile(message_id: str) -> dict[str, bytes]:
     }
 
 
-def _healthz_s(port: int) -> float:
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as answer:
-            answer.read()
-    except OSError:
-        return float("inf")
-    return time.monotonic() - started
-
 
 def test_hostile_shapes_neither_freeze_the_worker_nor_hide_a_genuine_reply(tmp_path: Path) -> None:
     # Given a lead whose first mail went out
@@ -87,7 +77,7 @@ def test_hostile_shapes_neither_freeze_the_worker_nor_hide_a_genuine_reply(tmp_p
     recorded = 0
     try:
         deadline = time.monotonic() + 60
-        while _healthz_s(port) == float("inf"):  # the worker is up and serving
+        while healthz_s(port) == float("inf"):  # the worker is up and serving
             assert time.monotonic() < deadline, "the worker did not start"
             time.sleep(0.1)
         # When the hostile messages and the genuine reply arrive while it runs
@@ -98,7 +88,7 @@ def test_hostile_shapes_neither_freeze_the_worker_nor_hide_a_genuine_reply(tmp_p
             os.rename(inbox / "tmp" / name, inbox / "new" / name)
         deadline = time.monotonic() + 45  # before the fixes the From and To alone took 77 s
         while time.monotonic() < deadline:
-            latencies.append(_healthz_s(port))
+            latencies.append(healthz_s(port))
             with app.db.session() as s:
                 recorded = s.scalar(select(func.count(m.Inbound.id))) or 0
             if recorded == len(messages):

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.bad_input._support import examples
-from tests.servers._util import free_port
+from tests.servers._util import free_port, healthz_s
 from tests.workspace import REPO, email_template, env_for, make_app, outbox, write_campaign
 from worker.domain import sandbox
 from worker.domain.render import Renderer
@@ -148,16 +147,6 @@ def _worker(tmp: Path, leads: int) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def _healthz_s(port: int) -> float:
-    """Seconds /healthz took to answer (inf when it did not answer within 30 s)."""
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as answer:
-            answer.read()
-    except OSError:
-        return float("inf")
-    return time.monotonic() - started
-
 
 def _wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
@@ -179,9 +168,9 @@ def test_one_bad_campaign_does_not_stop_http_nor_the_other_campaigns(tmp_path: P
         latencies: list[float] = []
         deadline = time.monotonic() + 90
         while len(outbox(tmp_path)) < 3 and time.monotonic() < deadline:
-            latencies.append(_healthz_s(port))
+            latencies.append(healthz_s(port))
             time.sleep(0.2)
-        latencies.append(_healthz_s(port))
+        latencies.append(healthz_s(port))
         # Then HTTP answered promptly throughout, and the good campaign's 3 mails were sent
         assert len(outbox(tmp_path)) == 3, log.read_text()[-3000:]
         assert max(latencies) < 3.0, latencies

@@ -6,6 +6,7 @@ import os
 import pwd
 import socket
 import time
+import urllib.request
 from dataclasses import dataclass
 
 import pytest
@@ -80,3 +81,14 @@ class RunAs:
             return
         for path in paths:
             os.chown(path, self.uid, self.gid)
+
+
+def healthz_s(port: int, host: str = "127.0.0.1") -> float:
+    """Seconds a worker's /healthz took to answer (inf when it did not answer within 30 s)."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=30) as answer:
+            answer.read()
+    except OSError:
+        return float("inf")
+    return time.monotonic() - started
