@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import socket
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -92,3 +95,36 @@ def healthz_s(port: int, host: str = "127.0.0.1") -> float:
     except OSError:
         return float("inf")
     return time.monotonic() - started
+
+
+class TempDirServer:
+    """A server the tests run from its own temp dir (``tmp``, with its log at ``log``):
+    closing stops it and deletes the dir; usable as a context manager."""
+
+    tmp: Path
+    log: Path
+    log_chars = 2000
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop and delete the temp dir."""
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def log_tail(self, chars: int | None = None) -> str:
+        """The end of the server's log, for failure messages."""
+        try:
+            return self.log.read_text(errors="replace")[-(chars or self.log_chars):]
+        except OSError:
+            return ""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

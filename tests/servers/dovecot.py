@@ -7,7 +7,6 @@ import grp
 import os
 import re
 import secrets
-import shutil
 import signal
 import ssl
 import subprocess
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from tests.servers._util import RunAs, ServerUnavailable, free_port, wait_for_port
+from tests.servers._util import RunAs, ServerUnavailable, TempDirServer, free_port, wait_for_port
 from tests.servers.certs import client_context, make_self_signed
 
 if TYPE_CHECKING:
@@ -63,12 +62,14 @@ class Account:
         return ImapSettings(**values)  # type: ignore[arg-type]
 
 
-class Dovecot:
+class Dovecot(TempDirServer):
     """A Dovecot that writes its own config, state, logs and mail under one temp dir.
 
     ``idle=False`` hides the IDLE capability so that clients must poll; ``ssl=True`` adds a
     self-signed certificate (STARTTLS on ``port``, implicit TLS on ``tls_port``).
     """
+
+    log_chars = 3000
 
     def __init__(self, *, idle: bool = True, ssl: bool = False) -> None:
         if not os.path.exists(DOVECOT):
@@ -196,23 +197,6 @@ class Dovecot:
         self.stop()
         self.start()
 
-    def close(self) -> None:
-        """Stop and delete everything."""
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of Dovecot's log, for failure messages."""
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- users and mail -------------------------------------------------------------------
 

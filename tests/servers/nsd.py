@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Self
 
-from tests.servers._util import RunAs, ServerUnavailable, free_port, wait_for_port
+from tests.servers._util import RunAs, ServerUnavailable, TempDirServer, free_port, wait_for_port
 
 NSD = "/usr/sbin/nsd"
 
 
-class Nsd:
+class Nsd(TempDirServer):
     """NSD serving ``zones`` ({origin: resource records in zone-file syntax})."""
 
     def __init__(self, zones: dict[str, str]) -> None:
@@ -100,20 +99,3 @@ class Nsd:
         if proc.stderr is not None:
             proc.stderr.close()
 
-    def close(self) -> None:
-        """Stop and delete the temp dir."""
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def log_tail(self, chars: int = 2000) -> str:
-        """The end of NSD's log, for failure messages."""
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
