@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from tests.servers.dovecot import Account, Dovecot
 from tests.servers.smtp import ScriptedSmtpServer
 from tests.test_inbox_e2e import Worker, sent_to, wait_until
-from tests.test_intent_e2e import CORPUS, REPLIES
+from tests.test_intent_e2e import CORPUS, REPLIES, swapped
 from tests.test_reclassify import GLORIA, nurture
 from tests.workspace import REPO, email_template, make_app, write_campaign
 from worker.adapters.db import models as m
@@ -54,14 +54,6 @@ def campaigns(tmp: Path) -> None:
         sender = "Dana at Acme <dana@acme.example>"
         """, {})
     shutil.copytree(REPO / "campaigns" / "re-engage", root / "re-engage")
-
-
-def swapped(name: str, message_id: str) -> bytes:
-    """The corpus reply threaded onto our mail: the placeholder swapped in the header block."""
-    raw = (CORPUS / name).read_bytes()
-    head, sep, rest = raw.partition(b"\n\n")
-    return head.replace(b"step-PLACEHOLDER@nurture.test",
-                        message_id.strip("<>").encode()) + sep + rest
 
 
 def inbound_count(app: App) -> int:

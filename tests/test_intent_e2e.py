@@ -61,11 +61,18 @@ def workspace(tmp: Path) -> App:
     return make_app(tmp, NOTIFY__DEFAULT_OWNER="owner@acme.example")
 
 
-def drop_reply(tmp: Path, name: str, message_id: str) -> None:
-    """A corpus reply threaded onto our mail (the swap in the header block only, per its README)."""
+def swapped(name: str, message_id: str) -> bytes:
+    """The corpus reply threaded onto our mail: the placeholder swapped in the header block
+    only (per the corpus README)."""
     raw = (CORPUS / name).read_bytes()
     head, sep, rest = raw.partition(b"\n\n")
-    raw = head.replace(b"step-PLACEHOLDER@nurture.test", message_id.strip("<>").encode()) + sep + rest
+    return head.replace(b"step-PLACEHOLDER@nurture.test",
+                        message_id.strip("<>").encode()) + sep + rest
+
+
+def drop_reply(tmp: Path, name: str, message_id: str) -> None:
+    """A corpus reply threaded onto our mail, dropped into the Maildir inbox."""
+    raw = swapped(name, message_id)
     new = tmp / "var" / "inbox" / "new"
     new.mkdir(parents=True, exist_ok=True)
     # The interested reply is read last: its task must still be listed first.
