@@ -28,6 +28,13 @@ def _add(sub: Any, name: str, handler: str, help_text: str) -> argparse.Argument
     return parser
 
 
+def _group(sub: Any, name: str, help_text: str) -> Any:
+    """A command with actions (``nurture NAME ACTION``); alone it prints its help."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler="help", parser=parser)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nurture", description="Nurture: self-hosted email-nurture worker. Sends each lead "
@@ -65,10 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, metavar="EMAIL")
     p.add_argument("--lead", metavar="EMAIL|FILE", help="render for this lead (default: sample)")
 
-    leads = sub.add_parser("leads", help="import and list leads",
-                           description="import and list leads")
-    lsub = leads.add_subparsers(dest="leads_command", metavar="ACTION")
-    leads.set_defaults(handler="help", parser=leads)
+    lsub = _group(sub, "leads", "import and list leads")
     p = _add(lsub, "import", "worker.commands.leads:import_leads", "import CSV or JSON lines "
              "(upsert by address; bad rows reported, good rows kept)")
     p.add_argument("file", metavar="FILE")
@@ -98,9 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "unsubscribe", "worker.commands.leads:unsubscribe", "suppress a lead: nothing "
              "more from any campaign")
     p.add_argument("email", metavar="EMAIL")
-    supp = sub.add_parser("suppress", help="suppression list", description="suppression list")
-    supp.set_defaults(handler="help", parser=supp)
-    ssub = supp.add_subparsers(dest="suppress_command", metavar="ACTION")
+    ssub = _group(sub, "suppress", "suppression list")
     p = _add(ssub, "import", "worker.commands.leads:suppress_import", "add addresses or whole "
              "domains (@example.com), one per line")
     p.add_argument("file", metavar="FILE")
@@ -109,9 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
              "inbox, serves HTTP")
     p.add_argument("--once", action="store_true", help="one pass: send what is due, read the "
                    "inbox, exit")
-    inbox = sub.add_parser("inbox", help="inbound mail tools", description="inbound mail tools")
-    inbox.set_defaults(handler="help", parser=inbox)
-    isub = inbox.add_subparsers(dest="inbox_command", metavar="ACTION")
+    isub = _group(sub, "inbox", "inbound mail tools")
     p = _add(isub, "classify", "worker.commands.ops:inbox_classify", "classify saved "
              "messages without touching any mailbox")
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -121,9 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int, metavar="ID", help="the inbound message's id (lead show)")
     p.add_argument("target", metavar="CLASS[/SUBCLASS]", help="e.g. human/interested")
     p.add_argument("--by", metavar="WHO", help="who corrects it (default: the OS user)")
-    lead = sub.add_parser("lead", help="one lead", description="one lead")
-    lead.set_defaults(handler="help", parser=lead)
-    lsub2 = lead.add_subparsers(dest="lead_command", metavar="ACTION")
+    lsub2 = _group(sub, "lead", "one lead")
     p = _add(lsub2, "show", "worker.commands.people:lead_show", "the lead, its enrolments, every "
              "touch and inbound message")
     p.add_argument("email", metavar="EMAIL")
@@ -151,9 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("domains", nargs="*", metavar="DOMAIN", help="default: the domains of "
                    "smtp.address and mailboxes.*.address")
     p.add_argument("--json", action="store_true")
-    hooks = sub.add_parser("webhooks", help="webhook endpoints", description="webhook endpoints")
-    hooks.set_defaults(handler="help", parser=hooks)
-    wsub = hooks.add_subparsers(dest="webhooks_command", metavar="ACTION")
+    wsub = _group(sub, "webhooks", "webhook endpoints")
     _add(wsub, "secret", "worker.commands.webhooks:secret", "print a new signing secret "
          "(whsec_...) for NURTURE_WEBHOOKS__NAME__SECRET")
     p = _add(wsub, "list", "worker.commands.webhooks:list_", "each endpoint: pending, "
@@ -167,10 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("--since", metavar="ISO", help="only events created from then on")
     p.add_argument("--failed", action="store_true", help="only the events given up")
-    mbox = sub.add_parser("mailbox", help="mailbox sign-in, checks and state",
-                          description="mailbox sign-in, checks and state")
-    mbox.set_defaults(handler="help", parser=mbox)
-    msub = mbox.add_subparsers(dest="mailbox_command", metavar="ACTION")
+    msub = _group(sub, "mailbox", "mailbox sign-in, checks and state")
     p = _add(msub, "login", "worker.commands.mailbox:login", "sign a mailbox in with OAuth 2.0 "
              "(authorization code, PKCE, loopback redirect) and store its refresh token")
     p.add_argument("name", nargs="?", metavar="NAME", help="default: the default mailbox")
