@@ -6,7 +6,6 @@ stops the watching and is reported."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,15 +22,6 @@ from worker.errors import GrantRevokedError
 
 pytestmark = pytest.mark.dovecot
 
-
-@pytest.fixture
-def own_dovecot(oauth_server: OAuthTestServer) -> Iterator[OAuthDovecot]:
-    """A Dovecot of this test's own (it restarts it), checking tokens with ``oauth_server``."""
-    server = OAuthDovecot(oauth_server.introspect_url)
-    try:
-        yield server.start()
-    finally:
-        server.close()
 
 
 def _source(server: OAuthTestServer, refresh: str) -> TokenSource:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import imaplib
 import threading
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -21,15 +20,6 @@ from worker.errors import GrantRevokedError
 
 pytestmark = pytest.mark.dovecot
 
-
-@pytest.fixture
-def own_dovecot(oauth_server: OAuthTestServer) -> Iterator[OAuthDovecot]:
-    """A Dovecot of this test's own (it restarts it), checking tokens with ``oauth_server``."""
-    server = OAuthDovecot(oauth_server.introspect_url)
-    try:
-        yield server.start()
-    finally:
-        server.close()
 
 
 def _login(server: OAuthDovecot, user: str, token: str, mech: str = "XOAUTH2") -> bool:

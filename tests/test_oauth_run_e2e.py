@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,14 +27,6 @@ from worker.app import App
 
 pytestmark = pytest.mark.dovecot
 
-
-@pytest.fixture
-def own_dovecot(oauth_server: OAuthTestServer) -> Iterator[OAuthDovecot]:
-    server = OAuthDovecot(oauth_server.introspect_url)
-    try:
-        yield server.start()
-    finally:
-        server.close()
 
 
 def enrolment(app: App, address: str) -> tuple[str, int]:

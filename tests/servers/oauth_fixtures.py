@@ -48,3 +48,13 @@ def oauth_smtp(oauth_server: OAuthTestServer) -> Iterator[OAuthSmtpServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def own_dovecot(oauth_server: OAuthTestServer) -> Iterator[OAuthDovecot]:
+    """A Dovecot of the test's own (it may restart it), checking tokens with ``oauth_server``."""
+    server = OAuthDovecot(oauth_server.introspect_url)
+    try:
+        yield server.start()
+    finally:
+        server.close()
