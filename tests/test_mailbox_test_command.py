@@ -19,7 +19,6 @@ from tests.servers.oauth_as import OAuthTestServer
 from tests.servers.smtp import ScriptedSmtpServer
 from tests.servers.smtp_oauth import OAuthSmtpServer
 from tests.test_mailbox_commands import oauth_env
-from tests.test_oauth_run_e2e import own_dovecot  # noqa: F401 - the fixture
 from tests.workspace import REPO, env_for, make_app
 
 
@@ -38,7 +37,7 @@ def check(report: dict[str, Any], name: str) -> dict[str, Any]:
 @pytest.mark.dovecot
 def test_an_oauth_only_mailbox_passes_then_a_refused_grant_says_to_log_in(
         tmp_path: Path, oauth_server: OAuthTestServer, oauth_smtp: OAuthSmtpServer,
-        own_dovecot: OAuthDovecot) -> None:  # noqa: F811
+        own_dovecot: OAuthDovecot) -> None:
     overrides = oauth_env(oauth_server, SMTP__HOST=oauth_smtp.host,
                           SMTP__PORT=str(oauth_smtp.port), IMAP__HOST=own_dovecot.host,
                           IMAP__PORT=str(own_dovecot.port))
