@@ -172,9 +172,10 @@ class ChaosDriver:
         ``gap_s`` apart, and at a random instant of whatever the workers are doing then."""
         deadline = time.monotonic() + timeout_s
         total = self.backlog()
-        # Kill points as backlog levels, from 97 % down to 3 % of the work left.
-        points = sorted((round(self.rng.uniform(0.03, 0.97) * total) for _ in range(min_kills)),
-                        reverse=True)
+        # Kill points as backlog levels, from 97 % down to 3 % of the work left: one in each of
+        # ``min_kills`` equal slices, anywhere in its middle half, so that two points are at
+        # least half a slice apart (uniform points could bunch up faster than ``gap_s``).
+        points = kill_points(self.rng, total, min_kills)
         next_at = time.monotonic()
         while True:
             self.note_takeovers()
@@ -198,7 +199,8 @@ class ChaosDriver:
         self.note_takeovers()
         if len(self.kills) < min_kills:
             raise AssertionError(f"the work ran out after {len(self.kills)} kills (wanted "
-                                 f"{min_kills}): lower gap_s or add steps")
+                                 f"{min_kills}, {len(points)} points left at "
+                                 f"{points}): slow the server or lower gap_s")
         return time.monotonic() - self.started_at
 
     # --- what the database says ---------------------------------------------------------------
@@ -252,6 +254,13 @@ class ChaosDriver:
                 self.crashes.append(f"slot {slot} pid {proc.pid} exited {code} on its own "
                                     f"(see w{slot}.log)")
                 self.procs[slot] = spawn(self.env, self.tmp, name=f"w{slot}")
+
+
+def kill_points(rng: random.Random, total: int, n: int) -> list[int]:
+    """``n`` backlog levels between 97 % and 3 % of ``total``, highest first: one in the
+    middle half of each of ``n`` equal slices, so neighbours are at least half a slice apart."""
+    width = 0.94 / n
+    return [round((0.97 - (i + rng.uniform(0.25, 0.75)) * width) * total) for i in range(n)]
 
 
 def descendants(pid: int) -> list[int]:

@@ -4,7 +4,8 @@ Every due step must be accounted for afterwards: sent exactly once, or, only for
 that a killed worker had handed over without recording the answer, sent again with the same
 Message-ID. A dead worker's claims must be taken over within 30 seconds.
 
-The default run is short enough for CI (1,500 steps, 10 kills). The long run is
+The default run is short enough for CI (1,500 steps, 10 kills, the SMTP server answering each
+DATA after 0.12 s so that the kills land while there is work). The long run is
 ``NURTURE_CHAOS_LONG=1`` (10,000 steps, 50 kills). ``NURTURE_CHAOS_SEED`` replays a run's
 kill schedule (which worker, at which point of the work); the seed is printed.
 """
@@ -42,6 +43,12 @@ CONNECTIONS = 3
 # A short lease so that the killed workers' claims come back quickly; the default (30 s) is
 # shown on its own below.
 LEASE_S = 10
+# Each DATA is answered after PACE_S, so the workers send at most WORKERS * CONNECTIONS /
+# PACE_S = 100 mails a second, however fast the machine: the kill points (at least 70 steps
+# apart) are then more than the longest gap between two kills (0.6 s) apart in time, and
+# every kill lands while there is work.
+PACE_S = 0.12
+GAP_S = (0.2, 0.6)
 E = m.Enrollment
 R = TypeVar("R")
 
@@ -55,6 +62,7 @@ def test_sigkill_chaos_loses_nothing_and_repeats_only_mails_in_doubt(
                          SMTP__CONNECTIONS=str(CONNECTIONS), WORKER__BATCH_SIZE="50",
                          WORKER__LEASE_S=str(LEASE_S))
     enrol_many(app, STEPS)
+    smtp_server.stall(PACE_S, n=2 * STEPS)
     driver = ChaosDriver(app, env, tmp_path, workers=WORKERS, seed=SEED)
     lines: list[str] = []
 
@@ -70,7 +78,7 @@ def test_sigkill_chaos_loses_nothing_and_repeats_only_mails_in_doubt(
     try:
         # When a random worker is killed with SIGKILL at random moments and restarted,
         # at least MIN_KILLS times while there is work left
-        took = driver.run(min_kills=MIN_KILLS, gap_s=(0.2, 1.0),
+        took = driver.run(min_kills=MIN_KILLS, gap_s=GAP_S,
                           timeout_s=1800 if LONG else 240, log=say)
         # And every worker is stopped with SIGTERM, and one `run --once` finishes the rest
         codes = driver.stop()
