@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from tests.servers.smtp import ScriptedSmtpServer
 from tests.test_processes import enrol_many
@@ -94,3 +94,47 @@ def test_a_group_of_finishing_mails_is_recorded_in_one_commit_of_a_few_statement
     grouped = [(f, n) for f, n, _ in store.calls if f >= 3]
     assert grouped, store.calls  # the channels' answers did share commits
     assert all(n <= 6 for _, n in grouped), grouped
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres",
+                                                              marks=pytest.mark.postgres)])
+def test_a_finishing_mail_completes_only_an_enrolment_the_worker_still_holds(
+        tmp_path: Path, request: pytest.FixtureRequest, database: str) -> None:
+    # Given two enrolments of a one-step campaign, both mails handed over by worker W, and
+    # a webhook endpoint; then a reply stops the second one (its claim is dropped)
+    write_campaign(tmp_path / "campaigns", "burst", ONE_STEP,
+                   {"only.md": email_template("Hello")})
+    app = make_app(tmp_path, WEBHOOKS__CRM__URL="http://127.0.0.1:9/hook",
+                   WEBHOOKS__CRM__SECRET="whsec_" + "A" * 32,
+                   **({"DATABASE__URL": request.getfixturevalue("pg_url")}
+                      if database == "postgres" else {}))
+    enrol_many(app, 2)
+    now = app.clock.now()
+    jobs = app.planner.prepare(app.db.claim_due("W", now, 10, 30), now)
+    assert len(jobs) == 2
+    assert app.db.record("W", [], [j.envelope.message_id for j in jobs]) == {
+        j.envelope.message_id for j in jobs}
+    kept, stopped = sorted(jobs, key=lambda j: j.enrollment_id)
+    E = m.Enrollment
+    with app.db.session() as s:
+        s.execute(update(E).where(E.id == stopped.enrollment_id).values(
+            status="replied", claimed_by=None, claimed_until=None))
+    # When the server's 250 for both is recorded
+    app.db.record("W", [Outcome(j.envelope.message_id, j.enrollment_id, j.lead_id, "accepted",
+                                250, "2.0.0 OK", j.success) for j in jobs], [])
+    # Then both mails count as sent, and both steps are done
+    with app.db.session() as s:
+        touches = dict(s.execute(select(m.Touch.enrollment_id, m.Touch.state)).all())
+        rows = {r.id: (r.status, r.next_step, r.claimed_by) for r in s.scalars(select(E))}
+        completed = list(s.scalars(select(m.StatusChange.enrollment_id).where(
+            m.StatusChange.new == "completed")))
+        events = list(s.execute(select(m.WebhookOutbox.type, m.WebhookOutbox.lead_id).where(
+            m.WebhookOutbox.type.in_(["enrollment.completed", "mail.sent"]))))
+    assert touches == {kept.enrollment_id: "accepted", stopped.enrollment_id: "accepted"}
+    # ... the held one is completed, audited and reported; the replied one stays replied
+    assert rows[kept.enrollment_id] == ("completed", 1, None)
+    assert rows[stopped.enrollment_id] == ("replied", 1, None)
+    assert completed == [kept.enrollment_id]
+    assert sorted(events) == sorted([("enrollment.completed", kept.lead_id),
+                                     ("mail.sent", kept.lead_id),
+                                     ("mail.sent", stopped.lead_id)])

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from worker.adapters.db import models as m
 from worker.adapters.db import sql
+from worker.adapters.db.accepted import AcceptedRows, fast
 from worker.adapters.db.base import Room
 from worker.adapters.db.ledger_events import (
     completed_events,
@@ -297,32 +298,23 @@ class SendingRows(Room):
         next mails handed over. Returns the message ids that may be handed over (a mail whose
         enrolment lost its claim meanwhile, say to a reply, is withdrawn instead).
 
-        The common case (accepted, the enrolment moves on) is written for the whole group
-        with a few raw executemany statements; the rest (an enrolment that finishes, a
-        refusal, a deferral) with a few more (``outcomes.py``): no statement per mail."""
+        The common case (accepted, the enrolment moves on or finishes) is written for the
+        whole group with a few raw executemany statements (``accepted.py``); the rest (a
+        refusal, a deferral, a campaign to join) with a few more (``outcomes.py``): no
+        statement per mail."""
         now = self.now()
         allowed: set[str] = set()
-        simple = [o for o in outcomes if o.state == "accepted" and o.change is not None
-                  and o.change.status in (None, "active") and not o.change.on_finish]
-        rest = [o for o in outcomes if o not in simple]
+        simple = [o for o in outcomes if fast(o)]
+        rest = [o for o in outcomes if not fast(o)]
         raw = self._raw
         try:
             with self.engine.begin() as conn:
                 cur = conn.connection.cursor()
                 try:
                     if simple:
-                        at = raw.ts(now)
-                        cur.executemany(self._raw_sql["result"], [
-                            {"mid": o.message_id, "state": "accepted", "code": o.code,
-                             "response": o.response[:2000], "accepted_at": at} for o in simple])
-                        moves = [self._advance_row(o, worker_id, now, at) for o in simple]
-                        # An enrolment claimed while `active` (and still claimed, so unchanged)
-                        # needs no status-change row: only look up the others.
-                        audit = [{"eid": o.enrollment_id, "worker": worker_id, "now": at}
-                                 for o in simple if o.change and o.change.from_status != "active"]
-                        if audit:
-                            cur.executemany(self._raw_sql["audit"], audit)
-                        cur.executemany(self._raw_sql["advance"], moves)
+                        ends = self._accepted.record(cur, worker_id, simple, now, self.emitting)
+                        if ends:
+                            self.emit(conn, lambda: completed_events(conn, ends, now))
                     if rest:
                         record_outcomes(conn, worker_id, rest, now, self._apply_changes)
                     if hand_over:
@@ -352,15 +344,5 @@ class SendingRows(Room):
         return RawSQL(self.engine.dialect.name)
 
     @cached_property
-    def _raw_sql(self) -> dict[str, str]:
-        return {"result": self._raw.sql(sql.RAW_RESULT), "audit": self._raw.sql(sql.RAW_AUDIT),
-                "advance": self._raw.sql(sql.RAW_ADVANCE)}
-
-    def _advance_row(self, o: Outcome, worker_id: str, now: datetime, at: Any) -> dict[str, Any]:
-        c = o.change
-        assert c is not None
-        due = c.next_due_at
-        if due is not None and c.basis_at is not None and now > c.basis_at:
-            due += now - c.basis_at  # a wait counts from when the mail was accepted
-        return {"eid": c.enrollment_id, "next_step": c.next_step, "now": at,
-                "next_due_at": self._raw.ts(due), "worker": worker_id}
+    def _accepted(self) -> AcceptedRows:
+        return AcceptedRows(self._raw)

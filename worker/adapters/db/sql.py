@@ -53,24 +53,6 @@ STATUS_OF = text("SELECT status FROM enrollments WHERE id = :eid")
 
 # The per-mail statements, for the raw-DBAPI path (``raw.py``): ``:name`` parameters, times as
 # the driver binds them, ``{marks}`` for an expanded IN list.
-RAW_RESULT = ("UPDATE touches SET state = :state, accepted_at = :accepted_at, smtp_code = :code, "
-              "smtp_response = :response WHERE message_id = :mid")
-RAW_AUDIT = ("INSERT INTO status_changes (enrollment_id, lead_id, old, new, reason, at) "
-             "SELECT id, lead_id, status, 'active', 'step sent', :now FROM enrollments "
-             "WHERE id = :eid AND claimed_by = :worker AND status <> 'active'")
-RAW_ADVANCE = (
-    "UPDATE enrollments SET next_step = :next_step, last_touch_at = :now, attempts = 0, "
-    "updated_at = :now, "
-    # The schedule follows the step even if another worker took the claim over meanwhile
-    # (a lease that ran out mid-send); an out-of-office date already later is kept.
-    "next_due_at = CASE WHEN claimed_by = :worker THEN :next_due_at "
-    "WHEN status IN ('active', 'waiting') THEN CASE WHEN next_due_at > :next_due_at "
-    "THEN next_due_at ELSE :next_due_at END ELSE next_due_at END, "
-    "status = CASE WHEN claimed_by = :worker THEN 'active' ELSE status END, "
-    "status_reason = CASE WHEN claimed_by = :worker THEN NULL ELSE status_reason END, "
-    "claimed_until = CASE WHEN claimed_by = :worker THEN NULL ELSE claimed_until END, "
-    "claimed_by = CASE WHEN claimed_by = :worker THEN NULL ELSE claimed_by END "
-    "WHERE id = :eid")
 RAW_HANDOVER = (
     "UPDATE touches SET state = 'handed_over', handed_at = :now WHERE message_id IN {marks} "
     "AND state IN ('planned', 'handed_over') AND EXISTS (SELECT 1 FROM enrollments e "
