@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.servers.smtp import ScriptedSmtpServer
-from worker.adapters.smtp import SmtpChannel
+from worker.adapters.smtp import SmtpChannel, _stuff
 from worker.config import Secret, SmtpSettings
 from worker.errors import PermanentDeliveryError, TransientDeliveryError
 from worker.ports import Envelope, Gate
@@ -240,3 +243,13 @@ def test_an_idle_connection_is_closed_with_quit_and_reopened_for_the_next_mail(
     first, quits, second = run(server, send, idle_s=0.3)
     assert (first, quits, second) == (250, 1, 250)
     assert server.connections - before == 2 and len(server.messages) == 2
+
+
+@given(st.lists(st.sampled_from([b".", b"..", b"\r\n", b"\n", b"x", b" .", b"\r"]),
+                max_size=30).map(b"".join))
+def test_dot_stuffing_doubles_the_dot_at_the_start_of_every_line(data: bytes) -> None:
+    # RFC 5321 4.5.2: every line that starts with a dot gets one more; the data ends in CRLF
+    expected = re.sub(rb"(?m)^\.", b"..", data)
+    if not expected.endswith(b"\r\n"):
+        expected += b"\r\n"
+    assert _stuff(data) == expected
