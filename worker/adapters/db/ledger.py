@@ -319,8 +319,8 @@ class SendingRows(Room):
                         record_outcomes(conn, worker_id, rest, now, self._apply_changes)
                     if hand_over:
                         marks, params = raw.in_list("m", list(hand_over))
-                        cur.execute(raw.sql(sql.RAW_HANDOVER.format(marks=marks)),
-                                    {**params, "now": raw.ts(now), "worker": worker_id})
+                        raw.execute_fresh(cur, raw.sql(sql.RAW_HANDOVER.format(marks=marks)),
+                                          {**params, "now": raw.ts(now), "worker": worker_id})
                         allowed = {row[0] for row in cur.fetchall()}
                         withdrawn = [mid for mid in hand_over if mid not in allowed]
                         if withdrawn:
