@@ -9,8 +9,10 @@ in 20 has an open call task (due times spread over two weeks either side of now)
 has a human reply (a fifth of them "interested"). Then it asks the ``/app`` mount (in this
 process, through Starlette's test client: no network, the page's whole server work) for every
 page as a rep and as a manager, and prints the first call's time and the median of the
-``--repeat`` calls after it per page. Target: every page under 100 ms. The campaign page keeps
-its report for 30 s and its charts until the figures change: the first call pays for them.
+``--repeat`` calls after it per page. Target: every page under 100 ms. The campaign page reads
+its report and draws its charts in the background (kept 30 s, and until the figures change):
+its first view says the figures are being counted, and "figures after" is how long after that
+first view the page showed them.
 """
 
 from __future__ import annotations
@@ -127,15 +129,27 @@ def main() -> int:
         rows = []
         for who, path in pages:
             client.cookies.set(SESSION_COOKIE, rep if who == "rep" else boss)
-            times = []
-            for _ in range(args.repeat + 1):
-                t0 = time.perf_counter()
+            t0 = time.perf_counter()
+            answer = client.get(path)
+            first = (time.perf_counter() - t0) * 1000
+            assert answer.status_code == 200, (path, answer.status_code)
+            ready = "-"
+            while 'id="counting"' in answer.text or 'id="drawing"' in answer.text:
+                # The campaign page's first view: the figures are read in the background.
+                time.sleep(0.1)
                 answer = client.get(path)
-                times.append((time.perf_counter() - t0) * 1000)
+                ready = f"{time.perf_counter() - t0:.1f} s"
+            times = []
+            for _ in range(args.repeat):
+                t1 = time.perf_counter()
+                answer = client.get(path)
+                times.append((time.perf_counter() - t1) * 1000)
                 assert answer.status_code == 200, (path, answer.status_code)
-            ms = statistics.median(times[1:])
-            rows.append([who, path, f"{times[0]:.1f}", f"{ms:.1f}", "yes" if ms < 100 else "NO"])
-        print(table(["as", "page", "first ms", "median ms", "< 100 ms"], rows))
+            ms = statistics.median(times)
+            worst = max(first, *times)
+            rows.append([who, path, f"{first:.1f}", f"{ms:.1f}", ready,
+                         "yes" if worst < 100 else "NO"])
+        print(table(["as", "page", "first ms", "median ms", "figures after", "< 100 ms"], rows))
     return 0
 
 

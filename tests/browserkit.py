@@ -81,3 +81,16 @@ async def serious_violations(page: Any) -> list[str]:
     results = await axe_api.Axe().run(page)
     return [f"{v['id']}: {v['help']}" for v in results.response["violations"]
             if v.get("impact") in ("serious", "critical")]
+
+
+async def campaign_shown(page: Any, timeout_s: float = 20.0) -> None:
+    """Wait until the campaign page shows its figures and charts: a first view may say they
+    are being counted or drawn, and reload itself (a <meta> refresh) until they are."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            with contextlib.suppress(Exception):  # the page may be reloading right now
+                await page.wait_for_load_state("load")
+                if (await page.locator("h1").count()
+                        and not await page.locator("#counting, #drawing").count()):
+                    return
+            await asyncio.sleep(0.2)

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.browserkit import (
+    campaign_shown,
     launch_browser,
     links_in_outbox,
     mailed_link,
@@ -191,6 +192,7 @@ async def test_a_rep_works_the_day_and_a_manager_sees_the_team(
     await page1.goto("/app/campaigns")
     await check(page1, "campaigns")
     await page1.goto("/app/campaigns/calls")
+    await campaign_shown(page1)
     assert "Call Sam about the report" in await page1.inner_text("main")  # sample lead
     await check(page1, "campaign")
     answer = await page1.goto("/app/team")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browserkit import launch_browser, serious_violations, sign_in
+from tests.browserkit import campaign_shown, launch_browser, serious_violations, sign_in
 from tests.httpkit import AUTH, Worker, start_worker
 from tests.test_workspace_browser import CALLS, human_replies, open_tasks, reply, shot, until
 from tests.workspace import email_template, write_campaign
@@ -78,6 +78,7 @@ async def test_campaign_pages_show_report_steps_calendar_and_problems(
     answer = await page.goto("/app/campaigns/calls")
     assert answer is not None and answer.status == 200
     assert "img-src 'self' data:" in answer.headers["content-security-policy"]
+    await campaign_shown(page)
     # the report: the same figures as `nurture report calls`, one mail sent, one reply
     intro = await page.locator("table.report tbody tr", has_text="intro").inner_text()
     assert intro.split("\t")[:6] == ["intro", "email", "1", "1", "100.0%", "0"]
@@ -98,6 +99,7 @@ async def test_campaign_pages_show_report_steps_calendar_and_problems(
     # a campaign with a bad link: the problem `nurture check` prints; the HTML in the subject
     # (from the template) is text
     await page.goto("/app/campaigns/launch")
+    await campaign_shown(page)
     problems = await page.locator("ul.problems").inner_text()
     assert "link 'htp://acme' needs http://, https:// or mailto:" in problems
     steps = await page.locator("ol.steps").inner_text()
@@ -110,6 +112,7 @@ async def test_campaign_pages_show_report_steps_calendar_and_problems(
     # a campaign that does not load: listed, and its page names the problem
     await page.goto("/app/campaigns")
     await page.click("a[href='/app/campaigns/broken']")
+    await campaign_shown(page)
     body = await page.inner_text("main")
     assert "not loaded" in body and "nonsense" in body
     await check("campaign-broken")

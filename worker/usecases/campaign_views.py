@@ -4,16 +4,15 @@ finds, and a sent mail or a task's text rendered for one lead.
 
 The same functions as the commands (``build_report``, ``lint``, ``touch_for``,
 ``sequence.simulate``), so the page and the terminal agree. What depends only on the campaign
-files is kept per catalog (it changes when the files do); the report's numbers are read again
-in the background once older than ``report_ttl_s`` seconds, so a manager reloading the page
-does not wait for every touch to be re-read.
+files is kept per catalog (it changes when the files do); the report's numbers are read in the
+background and read again once older than ``report_ttl_s`` seconds (``kept.py``), so no page
+waits for every touch to be read: at 100,000 leads the very first view says the figures are
+being counted, and shows them a second later.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -32,8 +31,10 @@ from worker.mailer import MailFactory
 from worker.ports import Clock
 from worker.usecases.campaign_check import lint, touch_for
 from worker.usecases.campaign_report import ReportDb, build_report
+from worker.usecases.kept import Kept
 
-log = logging.getLogger(__name__)
+# How long a page waits for a report nobody has read yet before it says "counting".
+REPORT_WAIT_S = 0.05
 # A task text is a short template; a missing field renders empty rather than failing.
 _LINE_ENV = BoundedSandbox(undefined=jinja2.ChainableUndefined, autoescape=False)
 
@@ -69,6 +70,7 @@ class CampaignPage:
     steps: list[StepView]
     calendar: list[tuple[str, str, str]]
     problems: list[str]
+    counting: bool = False  # the report's first read is still under way
 
 
 @dataclass(frozen=True)
@@ -81,13 +83,13 @@ class CampaignViews:
     """The campaign page's and the lead timeline's renderings (see the module docstring)."""
 
     def __init__(self, catalog: Callable[[], Catalog], db: ReportDb, leads: LeadReader,
-                 factory: MailFactory, clock: Clock, report_ttl_s: float = 30.0) -> None:
+                 factory: MailFactory, clock: Clock, report_ttl_s: float = 30.0,
+                 report_wait_s: float = REPORT_WAIT_S) -> None:
         self.catalog, self.db, self.leads = catalog, db, leads
-        self.factory, self.clock, self.report_ttl_s = factory, clock, report_ttl_s
+        self.factory, self.clock, self.report_wait_s = factory, clock, report_wait_s
         self._lock = threading.Lock()
         self._files: dict[tuple[str, str], tuple[list[StepView], list[str]]] = {}
-        self._reports: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._refreshing: set[str] = set()
+        self._reports: Kept[dict[str, Any]] = Kept("report", report_ttl_s)
 
     def page(self, slug: str) -> CampaignPage | None:
         """The campaign page's data; None for a campaign neither loaded, broken nor sent."""
@@ -101,37 +103,18 @@ class CampaignViews:
             report = {}
         steps, problems = self._from_files(catalog, slug, camp)
         loaded = slug in catalog.campaigns
-        return CampaignPage(slug, camp.name if camp else slug, loaded, report, steps,
+        return CampaignPage(slug, camp.name if camp else slug, loaded, report or {}, steps,
                             calendar(camp, replace(SAMPLE_LEAD, timezone=None), self.clock.now())
-                            if loaded and camp else [], problems)
+                            if loaded and camp else [], problems, counting=report is None)
 
-    def _report(self, catalog: Catalog, slug: str) -> dict[str, Any]:
-        """The campaign's report; once read, a stale one is served while a thread reads it
-        again (at 100,000 leads the read takes about a second: no page waits for it twice)."""
-        with self._lock:
-            cached = self._reports.get(slug)
-            stale = cached is not None and time.monotonic() - cached[0] >= self.report_ttl_s
-            if stale and slug not in self._refreshing:
-                self._refreshing.add(slug)
-                threading.Thread(target=self._refresh, args=(catalog, slug), daemon=True,
-                                 name=f"report-{slug}").start()
-        if cached is not None:
-            return cached[1]
-        return self._read_report(catalog, slug)
-
-    def _refresh(self, catalog: Catalog, slug: str) -> None:
-        try:
-            self._read_report(catalog, slug)
-        except Exception:  # the old figures stay; the next page view tries again
-            log.exception("action=campaign_report_failed campaign=%s", slug)
-        finally:
-            with self._lock:
-                self._refreshing.discard(slug)
+    def _report(self, catalog: Catalog, slug: str) -> dict[str, Any] | None:
+        """The campaign's report (see ``kept.py``): None while the first read of it is still
+        under way after ``report_wait_s`` (about a second at 100,000 leads)."""
+        return self._reports.get(slug, lambda: self._read_report(catalog, slug),
+                                 self.report_wait_s, catalog.digest)
 
     def _read_report(self, catalog: Catalog, slug: str) -> dict[str, Any]:
         data: dict[str, Any] = build_report(_Source(catalog, self.db), slug)["campaigns"][0]
-        with self._lock:
-            self._reports[slug] = (time.monotonic(), data)
         return data
 
     def _from_files(self, catalog: Catalog, slug: str, camp: Campaign | None

@@ -3,15 +3,16 @@ rendered for the sample lead, the simulated calendar and the problems `nurture c
 
 The charts are the HTML report's (``worker/report_charts.py``), shown as ``<img>`` with a
 ``data:`` SVG: an SVG loaded as an image runs nothing, and needs no inline style or script in
-the page. Drawing them takes matplotlib tens of milliseconds, so they are kept per campaign
-until its figures change.
+the page. Drawing them takes matplotlib tens of milliseconds, so they are drawn in the
+background and kept per campaign until its figures change (``usecases/kept.py``): while the
+first ones are drawn, or the report's first read is still counting, the page says so and
+reloads itself a second later (a ``<meta>`` refresh: no script).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,19 +22,21 @@ from starlette.responses import Response
 from worker.adapters import report_charts
 from worker.adapters.workspace.auth import Person
 from worker.adapters.workspace.pages import Pages
+from worker.usecases.kept import Kept
 
+# How long a page waits for charts not drawn yet (matplotlib takes tens of milliseconds each).
+CHARTS_WAIT_S = 0.03
 # The report's table, as `nurture report` prints it.
 COLUMNS = ("step", "kind", "sent", "replied", "rate", "auto-replies", "bounced",
            "unsubscribed", "completed", "open tasks")
 
 
 class CampaignPage:
-    """The handler, with the charts kept per campaign."""
+    """The handler, with the charts kept per campaign until its figures change."""
 
-    def __init__(self, pages: Pages) -> None:
-        self.pages, self.ports = pages, pages.ports
-        self._lock = threading.Lock()
-        self._charts: dict[str, tuple[str, list[dict[str, str]]]] = {}
+    def __init__(self, pages: Pages, wait_s: float = CHARTS_WAIT_S) -> None:
+        self.pages, self.ports, self.wait_s = pages, pages.ports, wait_s
+        self._charts: Kept[list[dict[str, str]]] = Kept("charts")
 
     async def __call__(self, request: Request, person: Person) -> Response:
         slug = request.path_params["slug"]
@@ -46,32 +49,31 @@ class CampaignPage:
         return self.pages.render("campaign.html", person, p=page, r=report, columns=COLUMNS,
                                  rows=[_row(s) for s in report.get("steps", [])],
                                  foot=_foot(report["totals"]) if report else [],
-                                 charts=charts)
+                                 charts=charts or [], drawing=charts is None,
+                                 refresh=page.counting or charts is None)
 
-    def charts(self, slug: str, report: dict[str, Any]) -> list[dict[str, str]]:
-        """The four charts of the HTML report, as ``data:`` URIs with a text alternative."""
+    def charts(self, slug: str, report: dict[str, Any]) -> list[dict[str, str]] | None:
+        """The four charts of the HTML report, as ``data:`` URIs with a text alternative;
+        None while the first ones are being drawn (see ``kept.py``)."""
         key = json.dumps(report, sort_keys=True, default=str)
-        with self._lock:
-            kept = self._charts.get(slug)
-        if kept and kept[0] == key:
-            return kept[1]
-        f, steps = report["funnel"], report["steps"]
-        by_touch = report["replies_by_touch"]
-        drawn = [
-            ("Funnel", report_charts.funnel(f),
-             ", ".join(f"{k} {v}" for k, v in f.items())),
-            ("Replies by touch number", report_charts.replies_by_touch(by_touch),
-             ", ".join(f"#{k}: {v}" for k, v in by_touch.items()) or "no replies yet"),
-            ("Reply rate per step", report_charts.reply_rate(steps),
-             ", ".join(f"{s['step']} {s['replied']}/{s['sent']}" for s in steps
-                       if s["kind"] == "email") or "no email steps"),
-            ("Sent and replied per day", report_charts.per_day(report["per_day"]),
-             f"{len(report['per_day'])} days with sends or replies")]
-        charts = [{"title": title, "alt": f"{title}: {alt}", "src": _data_uri(svg)}
-                  for title, svg, alt in drawn]
-        with self._lock:
-            self._charts[slug] = (key, charts)
-        return charts
+        return self._charts.get(slug, lambda: _draw(report), self.wait_s, key)
+
+
+def _draw(report: dict[str, Any]) -> list[dict[str, str]]:
+    f, steps = report["funnel"], report["steps"]
+    by_touch = report["replies_by_touch"]
+    drawn = [
+        ("Funnel", report_charts.funnel(f),
+         ", ".join(f"{k} {v}" for k, v in f.items())),
+        ("Replies by touch number", report_charts.replies_by_touch(by_touch),
+         ", ".join(f"#{k}: {v}" for k, v in by_touch.items()) or "no replies yet"),
+        ("Reply rate per step", report_charts.reply_rate(steps),
+         ", ".join(f"{s['step']} {s['replied']}/{s['sent']}" for s in steps
+                   if s["kind"] == "email") or "no email steps"),
+        ("Sent and replied per day", report_charts.per_day(report["per_day"]),
+         f"{len(report['per_day'])} days with sends or replies")]
+    return [{"title": title, "alt": f"{title}: {alt}", "src": _data_uri(svg)}
+            for title, svg, alt in drawn]
 
 
 def _data_uri(svg: str) -> str:
