@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from tests.migrationkit import downgrade, schema_diff
 from tests.webhookkit import migrated_engine
 from worker.adapters.db import Database
 from worker.adapters.db.oauth_tokens import OAuthTokens
@@ -78,21 +79,11 @@ def test_pauses_come_and_go(db: Database) -> None:
 
 
 def test_the_migration_matches_the_models_and_downgrades(db: Database) -> None:
-    from alembic import command
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
-    from worker.adapters.db.engine import alembic_config
     from worker.adapters.db.models import Base
 
     engine = db.engine
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    assert [d for d in diff if "oauth" in str(d) or "pause" in str(d)] == []
-    with engine.begin() as conn:
-        cfg = alembic_config(engine)
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0003")
+    assert schema_diff(engine, Base.metadata, "oauth", "pause") == []
+    downgrade(engine, "0003")
     assert "oauth_tokens" not in inspect(engine).get_table_names()
     migrated_engine(str(engine.url)).dispose()
     assert {"oauth_tokens", "mailbox_pauses"} <= set(inspect(engine).get_table_names())

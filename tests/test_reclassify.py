@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.migrationkit import downgrade, schema_diff
 from tests.test_intent_e2e import CORPUS, drop_reply, workspace
 from tests.workspace import REPO, env_for, outbox, run_once
 from worker.adapters.db import models as m
@@ -87,23 +88,14 @@ def test_reclassify_lifts_a_wrong_unsubscribe_and_acts_as_interested(tmp_path: P
 
 
 def test_the_migration_matches_the_model_and_downgrades(tmp_path: Path) -> None:
-    from alembic import command
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
     from sqlalchemy import inspect
 
-    from worker.adapters.db.engine import alembic_config
     from worker.adapters.db.reclassifications import ReclassificationRow
 
     app = workspace(tmp_path)
     engine = app.db.conn.engine
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), ReclassificationRow.metadata)
-    assert [d for d in diff if "reclassif" in str(d)] == []
-    with engine.begin() as conn:
-        cfg = alembic_config(engine)
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0005")
+    assert schema_diff(engine, ReclassificationRow.metadata, "reclassif") == []
+    downgrade(engine, "0005")
     assert "reclassifications" not in inspect(engine).get_table_names()
     app.db.migrate()
     assert "reclassifications" in inspect(engine).get_table_names()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from tests.migrationkit import downgrade, schema_diff
 from tests.webhookkit import START, SetClock, migrated_engine
 from worker.adapters.db.webhook_store import WebhookStore
 from worker.domain import webhooks as wh
@@ -164,21 +165,12 @@ def test_two_claimers_on_postgresql_never_get_the_same_event(pg_url: str) -> Non
 
 
 def test_the_migration_matches_the_models_and_downgrades(engine: Engine) -> None:
-    from alembic import command
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
     from sqlalchemy import inspect
 
-    from worker.adapters.db.engine import alembic_config
     from worker.adapters.db.models import Base
 
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    assert [d for d in diff if "webhook" in str(d)] == []
-    with engine.begin() as conn:
-        cfg = alembic_config(engine)
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0001")
+    assert schema_diff(engine, Base.metadata, "webhook") == []
+    downgrade(engine, "0001")
     assert "webhook_outbox" not in inspect(engine).get_table_names()
     migrated_engine(str(engine.url.render_as_string(hide_password=False))).dispose()
     assert "webhook_outbox" in inspect(engine).get_table_names()

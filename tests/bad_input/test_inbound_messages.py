@@ -23,28 +23,14 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.bad_input._support import Workspace, examples, nasty_text, workspace
-from tests.workspace import email_template, outbox, run_once, write_campaign
+from tests.workspace import TWO_STEPS, email_template, outbox, run_once, write_campaign
 from worker.adapters.db import models as m
 from worker.domain.model import InboundClass
 from worker.ports import RawMessage
 from worker.usecases.inbound import fingerprint
 
 LEADS = 6
-CAMPAIGN = """
-    name = "Hello"
-    kind = "sequence"
-    sender = "Dana <dana@acme.example>"
-    on_reply = "pause-company"
-    [[step]]
-    id = "one"
-    wait = "0"
-    window = false
-    template = "one.md"
-    [[step]]
-    id = "two"
-    wait = "3 d"
-    template = "one.md"
-"""
+CAMPAIGN = TWO_STEPS.replace("    [[step]]", '    on_reply = "pause-company"\n    [[step]]', 1)
 TEMPLATE = email_template("Your report", "Hello {{ lead.first_name | default('there') }}, "
                           "[unsubscribe]({{ unsubscribe_url }})")
 

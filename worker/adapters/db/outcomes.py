@@ -1,11 +1,12 @@
-"""The answers the ledger records statement by statement kind, not mail by mail: the last step
-of an enrolment (it finishes), a refusal, a deferral.
+"""The answers the ledger records statement by statement kind, not mail by mail, that are not
+the common case (``accepted.py``): a refusal, a deferral, a last step whose enrolment joins its
+``on_finish`` campaign.
 
-A group commit of ten connections carries up to ten such answers; on a one-step campaign every
-mail is one. Each kind of statement runs once per commit as an executemany, so the commit's
-cost no longer grows with a round trip (PostgreSQL) or a statement's fixed cost (SQLite) per
-mail. The result is the same as recording the answers one after another: a second answer for
-the same enrolment in one commit (rare) goes in a later round, after the first.
+A group commit of ten connections carries up to ten such answers. Each kind of statement runs
+once per commit as an executemany, so the commit's cost no longer grows with a round trip
+(PostgreSQL) or a statement's fixed cost (SQLite) per mail. The result is the same as
+recording the answers one after another: a second answer for the same enrolment in one commit
+(rare) goes in a later round, after the first.
 """
 
 from __future__ import annotations
