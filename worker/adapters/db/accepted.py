@@ -18,7 +18,7 @@ from typing import Any
 from worker.adapters.db.raw import RawSQL
 from worker.domain.send_rows import EnrollmentChange, Outcome
 
-RESULT = ("UPDATE touches SET state = :state, accepted_at = :accepted_at, smtp_code = :code, "
+RESULT = ("UPDATE touches SET state = 'accepted', accepted_at = :now, smtp_code = :code, "
           "smtp_response = :response WHERE message_id = :mid")
 # The status-change row, written before the move (which releases the claim it checks).
 AUDIT = ("INSERT INTO status_changes (enrollment_id, lead_id, old, new, reason, at) "
@@ -74,9 +74,8 @@ class AcceptedRows:
         ``events`` is asked for, the changes that finish an enrolment now (for
         ``enrollment.completed``)."""
         at = self.raw.ts(now)
-        cur.executemany(self.result, [
-            {"mid": o.message_id, "state": "accepted", "code": o.code,
-             "response": o.response[:2000], "accepted_at": at} for o in outcomes])
+        cur.executemany(self.result, [{"mid": o.message_id, "code": o.code, "now": at,
+                                       "response": o.response[:2000]} for o in outcomes])
         moving: list[dict[str, Any]] = []
         finishing: list[dict[str, Any]] = []
         audit: list[dict[str, Any]] = []
@@ -87,20 +86,20 @@ class AcceptedRows:
             due = c.next_due_at
             if due is not None and c.basis_at is not None and now > c.basis_at:
                 due += now - c.basis_at  # a wait counts from when the mail was accepted
+            # One row for each statement of this mail (a statement ignores what it does not name).
             row = {"eid": c.enrollment_id, "next_step": c.next_step, "now": at,
-                   "next_due_at": self.raw.ts(due), "worker": worker_id}
+                   "next_due_at": self.raw.ts(due), "worker": worker_id,
+                   "status": c.status, "reason": c.reason}
             if c.status == "completed":
                 changes[c.enrollment_id] = c
-                finishing.append({**row, "status": c.status, "reason": c.reason})
-                audit.append({"eid": c.enrollment_id, "worker": worker_id, "now": at,
-                              "status": c.status, "reason": c.reason})
+                finishing.append(row)
+                audit.append(row)
             else:
                 moving.append(row)
                 # An enrolment claimed while `active` (and still claimed, so unchanged) needs
                 # no status-change row: only look up the others.
                 if c.from_status != "active":
-                    audit.append({"eid": c.enrollment_id, "worker": worker_id, "now": at,
-                                  "status": "active", "reason": "step sent"})
+                    audit.append({**row, "status": "active", "reason": "step sent"})
         ends = self._finishing(cur, worker_id, changes) if events and changes else []
         if audit:
             cur.executemany(self.audit, audit)
