@@ -25,6 +25,7 @@ from worker.app_parts import (
     build_planner,
     build_sender,
     ensure_maildirs,
+    ledger_records,
     lock_sqlite,
     render_planner,
     signing_key,
@@ -311,7 +312,7 @@ class App:
     def runner_parts(self, once: bool = False) -> dict[str, Any]:
         """The loop's collaborators, as ``Runner``'s keyword arguments (tests swap one)."""
         return dict(settings=self.settings, worker_id=self.worker_id, store=self.db,
-                    records=self.db.sending, inline_store=self.db.is_sqlite, sender=self.sender,
+                    records=ledger_records(self.db), inline_store=self.db.is_sqlite, sender=self.sender,
                     mailboxes=self.inbound, planner=self.planner,
                     catalog=self.current_catalog, render_process=self.render_process,
                     metrics=self.metrics, clock=self.clock, notify=self.notify,

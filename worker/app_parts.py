@@ -1,7 +1,7 @@
 """The composition root's builders, kept apart from ``app.py`` (which alone imports this
 module) so the root stays small: the webhook side task (the delivery loop over the outbox,
 ``engine.webhooks.WebhookDelivery``, wired for `nurture run`), the planners, the doors, the
-SQLite lock. Functions of settings and ports only: they never see ``App``.
+ledger's store, the SQLite lock. Functions of settings and ports only: they never see ``App``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from worker.adapters.db.async_ledger import LoopRecords, conninfo
+from worker.adapters.db.ledger import SendingRows
 from worker.adapters.db.webhook_store import WebhookStore
 from worker.adapters.webhook_http import WebhookPoster
 from worker.config import Settings
@@ -156,3 +158,11 @@ def build_bounce_guard(settings: Settings, stopped: StoppedMailboxes,
     def limits(name: str) -> tuple[float, int]:
         return boxes.smtp(name).max_bounce_rate, boxes.smtp(name).bounce_window
     return BounceGuard(stopped, recent_outcomes, limits, alerts)
+
+
+def ledger_records(db: Database) -> SendingRows | LoopRecords:
+    """Where the ledger commits: on SQLite the sending store itself (on the loop); on
+    PostgreSQL a connection of the loop's own, one statement per group commit."""
+    if db.is_sqlite:
+        return db.sending
+    return LoopRecords(db.sending, conninfo(db.conn.engine))
