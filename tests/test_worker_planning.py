@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from tests.servers.smtp import ScriptedSmtpServer
@@ -16,6 +17,7 @@ from tests.test_worker import parsed
 from tests.workspace import FakeClock, email_template, make_app, write_campaign
 from worker.adapters.db import models as m
 from worker.app import App
+from worker.domain.leads import parse_lead
 
 THREADED = """
 name = "Threaded"
@@ -187,3 +189,57 @@ def test_the_render_process_reloads_its_catalog_when_the_workers_changed(
             "A brand new subject line"]
     finally:
         process.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres",
+                                                              marks=pytest.mark.postgres)])
+def test_a_backlog_is_planned_in_two_lanes_and_each_step_is_sent_once(
+        tmp_path: Path, smtp_server: ScriptedSmtpServer, request: pytest.FixtureRequest,
+        database: str) -> None:
+    # Given a worker with its render process, batches of 20, and 240 leads due at once
+    clock = FakeClock(datetime(2026, 3, 2, 14, 0, tzinfo=UTC))
+    write_campaign(tmp_path / "campaigns", "threaded", THREADED, {
+        "first.md": email_template("{{ lead.first_name }}, your report"),
+        "again.md": email_template("ignored for a threaded step")})
+    app = make_app(tmp_path, clock, OUTBOUND__TRANSPORT="smtp", SMTP__HOST="127.0.0.1",
+                   SMTP__PORT=str(smtp_server.port), WORKER__RENDER_PROCESS="true",
+                   WORKER__BATCH_SIZE="20", SMTP__CONNECTIONS="4",
+                   **({"DATABASE__URL": request.getfixturevalue("pg_url")}
+                      if database == "postgres" else {}))
+    runner = app.make_runner()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(runner.run())
+        for _ in range(600):
+            if runner.renderer_ready:
+                break
+            await asyncio.sleep(0.05)
+        assert runner.renderer_ready
+        await asyncio.to_thread(enrol_at_once, app, 240)
+        runner.wake()
+        await asyncio.to_thread(smtp_server.wait_for, 240, 60)
+        while accepted(app) < 240:
+            await asyncio.sleep(0.02)
+        runner.stop()
+        assert await task == 0
+
+    asyncio.run(scenario())
+    # Then the second lane planned some of the batches while the first one's rendered
+    assert runner.stats["second_lane_batches"] >= 1, runner.stats
+    # ... and every lead got its first step exactly once, each recorded as accepted
+    recipients = [parsed(m.data)["To"].addresses[0].username for m in smtp_server.messages]
+    assert sorted(recipients) == sorted(f"p{i}" for i in range(240))
+    assert runner.stats["planned"] == runner.stats["accepted"] == 240
+
+
+def enrol_at_once(app: App, count: int) -> None:
+    """``count`` leads enrolled in "threaded" in one transaction, all due now."""
+    results = app.db.upsert_leads([(parse_lead({"email": f"p{i}@acme.test",
+                                                "first_name": f"Pat{i}"}), "threaded")
+                                   for i in range(count)])
+    now = app.clock.now()
+    with app.db.session() as s:
+        s.execute(m.Enrollment.__table__.insert(), [
+            {"lead_id": r.lead_id, "campaign": "threaded", "status": "active", "next_step": 0,
+             "next_due_at": now, "enrolled_at": now, "priority": 0, "attempts": 0,
+             "updated_at": now} for r in results])

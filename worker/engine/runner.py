@@ -29,6 +29,7 @@ from worker.ports import Clock, Mailbox, Sender
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 RENDER_BATCH_MIN = 16  # smaller batches (a lone speed-to-lead mail) render here
+LANE_IDLE_S = 0.05     # how often an idle second planning lane looks for a backlog
 
 
 class Runner:
@@ -95,6 +96,7 @@ class Runner:
         self.started_at_wall = clock.now()
         self.renderer: RenderProcess | None = None
         self.renderer_ready = False
+        self.backlog = False  # the last pass claimed all it asked for: more is likely due
         self.loop: asyncio.AbstractEventLoop | None = None
         self.side = SideTasks(settings=settings, worker_id=worker_id, store=store, notify=notify,
                               ledger=self.ledger, mailboxes=mailboxes,
@@ -184,6 +186,15 @@ class Runner:
     async def _main(self) -> None:
         # Up to two batches in flight: the next one is claimed and rendered while the
         # channels send the current one.
+        lane = None
+        if self.renderer is not None and not self.once:
+            lane = self.side.supervise(asyncio.create_task(self._second_lane(),
+                                                           name="planning-lane"))
+        await self._first_lane()
+        if lane is not None:
+            await asyncio.wait([lane])  # the pass in its hands ends; then it sees the stop
+
+    async def _first_lane(self) -> None:
         batch = self.settings.worker.batch_size
         while not self.stop_event.is_set():
             claimed = 0
@@ -201,12 +212,25 @@ class Runner:
             if claimed == 0 or not ready:
                 await self._sleep()
 
+    async def _second_lane(self) -> None:
+        """With the render process, a second lane plans while a backlog lasts (the last pass
+        claimed all it asked for): it claims and records while the other lane's batch renders
+        on the other core. Idle, it looks only at this process's state, never the database."""
+        batch = self.settings.worker.batch_size
+        while not self.stop_event.is_set():
+            if self.backlog and self.dispatch.inflight <= 2 * batch:
+                if await self._pass(batch):
+                    self.stats["second_lane_batches"] += 1
+            else:
+                await asyncio.sleep(LANE_IDLE_S)
+
     def _due_now(self) -> int:
         return self.store.due_backlog(self.clock.now())[0]
 
     async def _pass(self, room: int) -> int:
         """Fence the inbox, claim up to ``room`` due enrolments, plan them, queue the mails."""
         if not await self._fence():
+            self.backlog = False
             return 0
         now = self.clock.now()
         started = time.perf_counter()
@@ -214,13 +238,15 @@ class Runner:
             count, jobs = await self._plan(now, room)
         except (StoreError, BrokenProcessPool) as exc:
             log.error("action=claim_failed error=%r", str(exc))
+            self.backlog = False
             if isinstance(exc, BrokenProcessPool) and self.renderer is not None:
                 # The render process died: render in this process from now on.
                 self.renderer.close()
                 self.renderer, self.renderer_ready = None, False
             await asyncio.sleep(1.0)
             return 0
-        self.timings["plan_s"] += time.perf_counter() - started
+        self.timings["plan_s"] += time.perf_counter() - started  # summed over the lanes
+        self.backlog = count >= room
         if not count:
             return 0
         self.stats["planned"] += len(jobs)
@@ -323,6 +349,7 @@ class Runner:
             released = 0
             log.error("action=release_failed error=%r", str(exc))
         await self.side.stop()
+        await self.ledger.close()
         await self.sender.close()
         if self.renderer is not None:
             self.renderer.close()
