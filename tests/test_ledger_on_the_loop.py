@@ -85,28 +85,32 @@ def accepted(job: Job) -> Outcome:
 def scenario(app: App, record: Recorder) -> tuple[list[set[str]], dict[str, Any]]:
     """Every case of a group commit, through ``record``; returns whose mails each call
     allowed, and the rows it left (Message-IDs differ from one workspace to another)."""
-    enrol(app, "two", ["moves", "replied", "taken", "later", "withdrawn", "stays"])
+    enrol(app, "two", ["moves", "replied", "taken", "later", "withdrawn", "stays", "answered"])
     enrol(app, "two", ["waited"], status="waiting")
     enrol(app, "one", ["finishes", "stopped", "refused"])
     clock = app.clock
     now = clock.now()  # type: ignore[attr-defined]
     jobs = {j.envelope.rcpt_to.split("@")[0]: j
             for j in app.planner.prepare(app.db.claim_due("W", now, 50, 300), now)}
-    assert len(jobs) == 10
-    first = [n for n in jobs if n not in ("withdrawn", "stays")]
+    assert len(jobs) == 11
+    later_ones = ("withdrawn", "stays", "answered")
+    first = [n for n in jobs if n not in later_ones]
     allowed = [record("W", [], [jobs[n].envelope.message_id for n in first])]
     # While the mails are out: a reply stops two, another worker takes two over (their lease
-    # ran out), one with a later date, and one not yet handed over is paused by hand
+    # ran out), one with a later date; of those not yet handed over one is paused by hand
+    # and one has its answer recorded by another worker
     later = now.replace(year=now.year + 1)
     set_enrolment(app, jobs["replied"], status="replied", claimed_by=None, claimed_until=None)
     set_enrolment(app, jobs["stopped"], status="replied", claimed_by=None, claimed_until=None)
     set_enrolment(app, jobs["taken"], claimed_by="OTHER")
     set_enrolment(app, jobs["later"], claimed_by="OTHER", next_due_at=later)
     set_enrolment(app, jobs["withdrawn"], status="paused")  # paused by hand: still claimed
+    with app.db.session() as s:  # another worker recorded this one's answer (a lease race)
+        s.execute(m.Touch.__table__.update().where(
+            m.Touch.message_id == jobs["answered"].envelope.message_id).values(state="accepted"))
     clock.advance(minutes=2)  # type: ignore[attr-defined]
     answers = [accepted(jobs[n]) for n in first if n != "refused"]
-    allowed.append(record("W", answers, [jobs[n].envelope.message_id
-                                         for n in ("withdrawn", "stays")]))
+    allowed.append(record("W", answers, [jobs[n].envelope.message_id for n in later_ones]))
     # A refusal is not one of the common answers
     refusal = app.planner.refused(jobs["refused"], 550, "5.1.1 no such user")
     allowed.append(record("W", [refusal, accepted(jobs["stays"])], []))
@@ -155,7 +159,8 @@ def test_the_loop_writes_what_the_sending_store_writes(
     # ... the common groups were one statement on the loop, the refusal went to the store
     assert (loop_records.grouped, loop_records.threaded) == (2, 1)
     # ... and the rows are the ones each case calls for
-    assert got_allowed == [set(got["ids"]) - {"withdrawn", "stays"}, {"stays"}, set()]
+    assert got_allowed == [set(got["ids"]) - {"withdrawn", "stays", "answered"}, {"stays"},
+                           set()]
     by_name = {n: next(r for r in got["enrollments"] if r.id == i) for n, i in got["ids"].items()}
     touch = {n: next(t.state for t in got["touches"] if t.enrollment_id == i)
              for n, i in got["ids"].items()}
@@ -165,6 +170,7 @@ def test_the_loop_writes_what_the_sending_store_writes(
         "moves": ("active", 1, None), "replied": ("replied", 1, None),
         "taken": ("active", 1, "OTHER"), "later": ("active", 1, "OTHER"),
         "withdrawn": ("paused", 0, None), "stays": ("active", 1, None),
+        "answered": ("active", 0, None),
         "waited": ("active", 1, None), "finishes": ("completed", 1, None),
         "stopped": ("replied", 1, None), "refused": ("bounced", 0, None)}
     assert by_name["later"].next_due_at.year == 2027  # the later date of the takeover is kept

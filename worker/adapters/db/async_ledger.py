@@ -37,7 +37,9 @@ COLUMNS = ("mid", "code", "response", "eid", "next_step", "due", "finish", "audi
 # Data-modifying parts of one WITH all see the tables as they were when it started: the
 # status-change rows read the status before the move, and the hand-over reads the claims
 # before it (a mail handed over belongs to another enrolment than the answers of its group:
-# a next step is planned only after the claim of the previous one is released).
+# a next step is planned only after the claim of the previous one is released). A mail not
+# handed over is withdrawn, and its enrolment released whatever its touch's state (another
+# worker may have recorded its answer meanwhile), as ``SendingRows.record`` does.
 GROUP = """
 WITH v AS (
   SELECT * FROM unnest(CAST(%(mid)s AS text[]), CAST(%(code)s AS int[]),
@@ -78,11 +80,11 @@ WITH v AS (
   UPDATE touches SET state = 'cancelled'
   WHERE message_id = ANY(CAST(%(hand)s AS text[])) AND state = 'planned'
     AND message_id NOT IN (SELECT message_id FROM handed)
-  RETURNING enrollment_id
 ), released AS (
   UPDATE enrollments SET claimed_by = NULL, claimed_until = NULL
-  WHERE claimed_by = %(worker)s AND id IN (SELECT enrollment_id FROM withdrawn)
-    AND id NOT IN (SELECT eid FROM v)
+  WHERE claimed_by = %(worker)s AND id NOT IN (SELECT eid FROM v) AND id IN (
+    SELECT enrollment_id FROM touches WHERE message_id = ANY(CAST(%(hand)s AS text[]))
+    AND message_id NOT IN (SELECT message_id FROM handed))
 )
 SELECT message_id FROM handed
 """
