@@ -312,8 +312,8 @@ class App:
     def runner_parts(self, once: bool = False) -> dict[str, Any]:
         """The loop's collaborators, as ``Runner``'s keyword arguments (tests swap one)."""
         return dict(settings=self.settings, worker_id=self.worker_id, store=self.db,
-                    records=ledger_records(self.db), inline_store=self.db.is_sqlite, sender=self.sender,
-                    mailboxes=self.inbound, planner=self.planner,
+                    records=ledger_records(self.db), inline_store=self.db.is_sqlite,
+                    sender=self.sender, mailboxes=self.inbound, planner=self.planner,
                     catalog=self.current_catalog, render_process=self.render_process,
                     metrics=self.metrics, clock=self.clock, notify=self.notify,
                     on_bounce=self.suppress.smtp_bounce, guard=self.bounce_guard,

@@ -93,8 +93,9 @@ class Ledger:
             hand_over = [h for b in batch for h in b[1]]
             started = time.perf_counter()
             try:
-                if asyncio.iscoroutinefunction(self.store.record):
-                    allowed = await self.store.record(self.worker_id, outcomes, hand_over)
+                if self.on_loop:
+                    allowed = await cast(LoopRecordStore, self.store).record(
+                        self.worker_id, outcomes, hand_over)
                 elif self.inline:
                     # Waiting for a thread to get the interpreter lock back from a busy event
                     # loop costs more than SQLite's commit.
