@@ -31,15 +31,16 @@ def workspace(tmp: Path, server: ScriptedSmtpServer, **env: str) -> tuple[App, d
     return app, env_for(tmp, **options)
 
 
-def enrol_many(app: App, count: int) -> None:
-    """Leads and their enrolments, in bulk (the API path is tested elsewhere)."""
+def enrol_many(app: App, count: int, campaign: str = "burst") -> None:
+    """Leads and their enrolments in ``campaign``, in bulk, all due now (the API path is
+    tested elsewhere)."""
     items = [(parse_lead({"email": f"lead{i}@burst.test"}), "test") for i in range(count)]
     for start in range(0, count, 500):
         results = app.db.upsert_leads(items[start:start + 500])
         now = app.clock.now()
         with app.db.session() as s:
             s.execute(m.Enrollment.__table__.insert(), [
-                {"lead_id": r.lead_id, "campaign": "burst", "status": "active", "next_step": 0,
+                {"lead_id": r.lead_id, "campaign": campaign, "status": "active", "next_step": 0,
                  "next_due_at": now, "enrolled_at": now, "priority": 0, "attempts": 0,
                  "updated_at": now} for r in results])
 

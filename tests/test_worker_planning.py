@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from tests.servers.smtp import ScriptedSmtpServer
+from tests.test_processes import enrol_many
 from tests.test_worker import parsed
 from tests.workspace import FakeClock, email_template, make_app, write_campaign
 from worker.adapters.db import models as m
 from worker.app import App
-from worker.domain.leads import parse_lead
+from worker.engine.runner import Runner
 
 THREADED = """
 name = "Threaded"
@@ -37,6 +38,17 @@ window = false
 """
 
 
+async def started_with_renderer(runner: Runner) -> asyncio.Task[int]:
+    """``runner`` running, once its render process is ready (within 30 s)."""
+    task = asyncio.create_task(runner.run())
+    for _ in range(600):
+        if runner.renderer_ready:
+            break
+        await asyncio.sleep(0.05)
+    assert runner.renderer_ready
+    return task
+
+
 def accepted(app: App) -> int:
     with app.db.session() as s:
         return len(s.scalars(select(m.Touch.id).where(m.Touch.state == "accepted")).all())
@@ -54,12 +66,7 @@ def test_the_render_process_plans_and_renders_big_batches_from_the_lead_data(
     runner = app.make_runner()
 
     async def scenario() -> None:
-        task = asyncio.create_task(runner.run())
-        for _ in range(600):
-            if runner.renderer_ready:
-                break
-            await asyncio.sleep(0.05)
-        assert runner.renderer_ready
+        task = await started_with_renderer(runner)
         for i in range(24):
             app.service.intake({"email": f"p{i}@acme.test", "first_name": f"Pat{i}"},
                                campaign="threaded")
@@ -199,7 +206,7 @@ def test_a_backlog_is_planned_in_two_lanes_and_each_step_is_sent_once(
     # Given a worker with its render process, batches of 20, and 240 leads due at once
     clock = FakeClock(datetime(2026, 3, 2, 14, 0, tzinfo=UTC))
     write_campaign(tmp_path / "campaigns", "threaded", THREADED, {
-        "first.md": email_template("{{ lead.first_name }}, your report"),
+        "first.md": email_template("Your report"),
         "again.md": email_template("ignored for a threaded step")})
     app = make_app(tmp_path, clock, OUTBOUND__TRANSPORT="smtp", SMTP__HOST="127.0.0.1",
                    SMTP__PORT=str(smtp_server.port), WORKER__RENDER_PROCESS="true",
@@ -209,13 +216,8 @@ def test_a_backlog_is_planned_in_two_lanes_and_each_step_is_sent_once(
     runner = app.make_runner()
 
     async def scenario() -> None:
-        task = asyncio.create_task(runner.run())
-        for _ in range(600):
-            if runner.renderer_ready:
-                break
-            await asyncio.sleep(0.05)
-        assert runner.renderer_ready
-        await asyncio.to_thread(enrol_at_once, app, 240)
+        task = await started_with_renderer(runner)
+        await asyncio.to_thread(enrol_many, app, 240, "threaded")
         runner.wake()
         await asyncio.to_thread(smtp_server.wait_for, 240, 60)
         while accepted(app) < 240:
@@ -228,18 +230,6 @@ def test_a_backlog_is_planned_in_two_lanes_and_each_step_is_sent_once(
     assert runner.stats["second_lane_batches"] >= 1, runner.stats
     # ... and every lead got its first step exactly once, each recorded as accepted
     recipients = [parsed(m.data)["To"].addresses[0].username for m in smtp_server.messages]
-    assert sorted(recipients) == sorted(f"p{i}" for i in range(240))
+    assert sorted(recipients) == sorted(f"lead{i}" for i in range(240))
     assert runner.stats["planned"] == runner.stats["accepted"] == 240
 
-
-def enrol_at_once(app: App, count: int) -> None:
-    """``count`` leads enrolled in "threaded" in one transaction, all due now."""
-    results = app.db.upsert_leads([(parse_lead({"email": f"p{i}@acme.test",
-                                                "first_name": f"Pat{i}"}), "threaded")
-                                   for i in range(count)])
-    now = app.clock.now()
-    with app.db.session() as s:
-        s.execute(m.Enrollment.__table__.insert(), [
-            {"lead_id": r.lead_id, "campaign": "threaded", "status": "active", "next_step": 0,
-             "next_due_at": now, "enrolled_at": now, "priority": 0, "attempts": 0,
-             "updated_at": now} for r in results])

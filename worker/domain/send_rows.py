@@ -75,6 +75,14 @@ class EnrollmentChange:
     basis_at: datetime | None = None  # the send time next_due_at was computed from
     from_status: str | None = None    # the status when claimed (None: unknown)
 
+    def due_when_accepted(self, now: datetime) -> datetime | None:
+        """``next_due_at`` for a mail accepted at ``now``: a wait counts from when the mail
+        was accepted, not from when it was planned."""
+        due = self.next_due_at
+        if due is not None and self.basis_at is not None and now > self.basis_at:
+            due += now - self.basis_at
+        return due
+
 
 @dataclass
 class Outcome:

@@ -83,9 +83,7 @@ class AcceptedRows:
         for o in outcomes:
             c = o.change
             assert c is not None
-            due = c.next_due_at
-            if due is not None and c.basis_at is not None and now > c.basis_at:
-                due += now - c.basis_at  # a wait counts from when the mail was accepted
+            due = c.due_when_accepted(now)
             # One row for each statement of this mail (a statement ignores what it does not name).
             row = {"eid": c.enrollment_id, "next_step": c.next_step, "now": at,
                    "next_due_at": self.raw.ts(due), "worker": worker_id,

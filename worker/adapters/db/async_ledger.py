@@ -102,9 +102,7 @@ def group_params(worker_id: str, outcomes: Sequence[Outcome], hand_over: Sequenc
     for o in outcomes:
         c = o.change
         assert c is not None
-        due = c.next_due_at
-        if due is not None and c.basis_at is not None and now > c.basis_at:
-            due += now - c.basis_at  # a wait counts from when the mail was accepted
+        due = c.due_when_accepted(now)
         finish = c.status == "completed"
         for key, value in zip(COLUMNS, (
                 o.message_id, o.code, o.response[:2000], c.enrollment_id, c.next_step, due,

@@ -74,9 +74,7 @@ def _record_round(conn: Any, worker_id: str, outcomes: list[Outcome], now: datet
             # enrolment); the schedule and status move only while this worker holds the claim.
             done.append({"eid": c.enrollment_id, "next_step": c.next_step, "now": now})
             c.last_touch_at, c.next_step = now, None
-            if c.next_due_at is not None and c.basis_at is not None and now > c.basis_at:
-                # A wait counts from when the mail was actually accepted, not planned.
-                c.next_due_at += now - c.basis_at
+            c.next_due_at = c.due_when_accepted(now)
         changes.append(c)
     if done:
         conn.execute(sql.STEP_DONE, done)
