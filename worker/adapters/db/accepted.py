@@ -12,6 +12,7 @@ still holds the claim (a reply may have stopped the enrolment meanwhile).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,25 @@ def fast(o: Outcome) -> bool:
             and c.last_touch_at is None)
 
 
+@dataclass(frozen=True)
+class Move:
+    """What an accepted ``fast`` answer does to its enrolment, while this worker holds it."""
+
+    due: datetime | None  # the next step's due time (a wait counts from the acceptance)
+    finish: bool          # the last step: the enrolment completes
+    audit: bool           # a status-change row, where the status does change
+    status: str           # the status it moves to
+    reason: str | None    # the status-change row's reason (and a finished one's)
+
+
+def move_of(c: EnrollmentChange, now: datetime) -> Move:
+    """The ``Move`` of ``c`` for a mail accepted at ``now``. An enrolment claimed while
+    `active` (and still claimed, so unchanged) needs no status-change row."""
+    finish = c.status == "completed"
+    return Move(c.due_when_accepted(now), finish, finish or c.from_status != "active",
+                "completed" if finish else "active", c.reason if finish else "step sent")
+
+
 class AcceptedRows:
     """The statements of ``record``, in the driver's parameter style, built once."""
 
@@ -83,21 +103,16 @@ class AcceptedRows:
         for o in outcomes:
             c = o.change
             assert c is not None
-            due = c.due_when_accepted(now)
+            move = move_of(c, now)
             # One row for each statement of this mail (a statement ignores what it does not name).
             row = {"eid": c.enrollment_id, "next_step": c.next_step, "now": at,
-                   "next_due_at": self.raw.ts(due), "worker": worker_id,
-                   "status": c.status, "reason": c.reason}
-            if c.status == "completed":
+                   "next_due_at": self.raw.ts(move.due), "worker": worker_id,
+                   "status": move.status, "reason": move.reason}
+            (finishing if move.finish else moving).append(row)
+            if move.finish:
                 changes[c.enrollment_id] = c
-                finishing.append(row)
+            if move.audit:
                 audit.append(row)
-            else:
-                moving.append(row)
-                # An enrolment claimed while `active` (and still claimed, so unchanged) needs
-                # no status-change row: only look up the others.
-                if c.from_status != "active":
-                    audit.append({**row, "status": "active", "reason": "step sent"})
         ends = self._finishing(cur, worker_id, changes) if events and changes else []
         if audit:
             cur.executemany(self.audit, audit)

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
-from worker.adapters.db.accepted import fast
+from worker.adapters.db.accepted import fast, move_of
 from worker.adapters.db.ledger import SendingRows
 from worker.domain.send_rows import Outcome
 from worker.errors import StoreError
@@ -102,12 +102,10 @@ def group_params(worker_id: str, outcomes: Sequence[Outcome], hand_over: Sequenc
     for o in outcomes:
         c = o.change
         assert c is not None
-        due = c.due_when_accepted(now)
-        finish = c.status == "completed"
+        move = move_of(c, now)
         for key, value in zip(COLUMNS, (
-                o.message_id, o.code, o.response[:2000], c.enrollment_id, c.next_step, due,
-                finish, finish or c.from_status != "active", "completed" if finish else "active",
-                c.reason if finish else "step sent"), strict=True):
+                o.message_id, o.code, o.response[:2000], c.enrollment_id, c.next_step,
+                move.due, move.finish, move.audit, move.status, move.reason), strict=True):
             cols[key].append(value)
     return {**cols, "now": now, "worker": worker_id, "hand": list(hand_over)}
 
